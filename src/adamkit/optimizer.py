@@ -1,0 +1,299 @@
+"""The optimizer base class, shaped like ``torch.optim.Optimizer`` but over flat NumPy buffers.
+
+Parameters given to an optimizer are copied into one contiguous buffer per (param group, dtype); the
+container the caller passed (a dict or a list) then holds live views into that buffer. From then on those
+views *are* the parameters, and a step updates them in place. A subclass supplies only:
+
+- ``_check(group)``: validate the hyperparameters of one param group (raise, naming the argument);
+- ``_plan(group, flat, t)``: for step ``t``, the elementwise rule, the state slots it updates and the
+  scalars it takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Any, ClassVar, Union
+
+import numpy as np
+
+from ._checks import check_choice
+from .engine import ENGINES, Rule
+from .flat import SUPPORTED_DTYPES, FlatBuffer, Segment
+
+Params = Union[MutableMapping[str, np.ndarray], list, None]
+Grads = Union[Mapping[str, Any], Sequence[Any]]
+Plan = tuple[Rule, tuple[str, ...], tuple]
+
+
+class NamedViews(Mapping):
+    """Read-only mapping from parameter name to a view into a flat buffer; an int indexes by position."""
+
+    def __init__(self, views: dict[str, np.ndarray]):
+        self._views = views
+        self._order = list(views)
+
+    def __getitem__(self, key: str | int) -> np.ndarray:
+        if isinstance(key, int):
+            return self._views[self._order[key]]
+        return self._views[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __repr__(self) -> str:
+        return f"NamedViews({', '.join(self._order)})"
+
+
+class Optimizer:
+    """Base of every adamkit optimizer (see the module docstring)."""
+
+    #: Hyperparameters each param group carries; ``state_dict`` saves exactly these.
+    defaults: dict[str, Any]
+    #: Keys of a group that are structure, not hyperparameters.
+    _STRUCTURE: ClassVar[tuple[str, ...]] = ("params", "param_names")
+
+    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused"):
+        self.engine = check_choice("engine", engine, tuple(ENGINES))
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self._flats: list[list[FlatBuffer]] = []
+        self._where: dict[str, tuple[FlatBuffer, Segment]] = {}
+        self._check(self.defaults)
+        groups = _as_groups(params)
+        if not groups:
+            raise ValueError("params is empty: the optimizer needs at least one parameter")
+        for group in groups:
+            self.add_param_group(group)
+
+    # ----------------------------------------------------------------------------------------- groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group ``{"params": dict or list of arrays, **hyperparameters}``; its arrays become views."""
+        if not isinstance(param_group, dict) or "params" not in param_group:
+            raise TypeError("a param group must be a dict with a 'params' entry")
+        container = param_group["params"]
+        named = _named_arrays(container, start=len(self._where))
+        taken = [name for name, _ in named if name in self._where]
+        if taken or len({n for n, _ in named}) != len(named):
+            raise ValueError(f"parameter names must be unique across groups; repeated: {taken or named}")
+        seen: set[int] = set()
+        for name, array in named:
+            if id(array) in seen or any(array is seg.view(flat.data) for flat, seg in self._where.values()):
+                raise ValueError(f"parameter {name!r} appears more than once")
+            seen.add(id(array))
+        group = {**self.defaults, **{k: v for k, v in param_group.items() if k not in self._STRUCTURE}}
+        self._check(group)
+
+        flats = []
+        for dtype in dict.fromkeys(a.dtype for _, a in named):
+            flats.append(FlatBuffer.pack([(n, a) for n, a in named if a.dtype == dtype]))
+        views = {}
+        for flat in flats:
+            for seg in flat.segments:
+                views[seg.name] = seg.view(flat.data)
+                self._where[seg.name] = (flat, seg)
+        names = [name for name, _ in named]
+        _rebind(container, names, views)
+        group["params"] = [views[n] for n in names]
+        group["param_names"] = names
+        self.param_groups.append(group)
+        self._flats.append(flats)
+
+    @property
+    def params(self) -> NamedViews:
+        """Every parameter, by name, as a live view into its flat buffer."""
+        return NamedViews({name: seg.view(flat.data) for name, (flat, seg) in self._where.items()})
+
+    @property
+    def grads(self) -> NamedViews:
+        """Every gradient, by name, as a writable view: fill them in place, then call ``step()``."""
+        return NamedViews({name: seg.view(flat.grad) for name, (flat, seg) in self._where.items()})
+
+    # ------------------------------------------------------------------------------------------- step
+    def step(self, grads: Grads | None = None) -> None:
+        """Apply one update. ``grads`` (a dict by name or a list in parameter order) is copied into the
+        gradient buffer first; without it the gradients already in ``opt.grads`` are used.
+
+        Everything is validated before anything is written: a refused step changes nothing.
+        """
+        for group in self.param_groups:
+            self._check(group)
+        if grads is not None:
+            for (flat, seg), array in self._match_grads(grads):
+                seg.view(flat.grad)[...] = array
+        run = ENGINES[self.engine]
+        for group, flats in zip(self.param_groups, self._flats):
+            for flat in flats:
+                rule, slots, scalars = self._plan(group, flat, flat.step + 1)
+                arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
+                run(rule, flat.data, flat.grad, arrays, _cast(scalars, flat.dtype))
+                flat.step += 1
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero."""
+        for flats in self._flats:
+            for flat in flats:
+                flat.grad.fill(0)
+
+    def _match_grads(self, grads: Grads) -> list[tuple[tuple[FlatBuffer, Segment], np.ndarray]]:
+        names = list(self._where)
+        if isinstance(grads, Mapping):
+            missing = [n for n in names if n not in grads]
+            extra = [k for k in grads if k not in self._where]
+            if missing or extra:
+                raise KeyError(f"grads must have exactly the parameter names; missing {missing}, extra {extra}")
+            items = [(n, grads[n]) for n in names]
+        elif isinstance(grads, Sequence) and not isinstance(grads, (str, bytes)):
+            if len(grads) != len(names):
+                raise ValueError(f"grads has {len(grads)} entries, expected {len(names)} (one per parameter)")
+            items = list(zip(names, grads))
+        else:
+            raise TypeError(f"grads must be a dict by name or a list in parameter order, got {type(grads)}")
+        out = []
+        for name, g in items:
+            flat, seg = self._where[name]
+            if not isinstance(g, (np.ndarray, np.generic)):
+                raise TypeError(f"grads[{name!r}] must be a NumPy array, got {type(g).__name__}")
+            if g.shape != seg.shape:
+                raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {seg.shape}")
+            if g.dtype != flat.dtype:
+                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {flat.dtype}")
+            out.append(((flat, seg), g))
+        return out
+
+    # ---------------------------------------------------------------------------------- subclass API
+    def _check(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+        raise NotImplementedError
+
+    def _slot_fill(self, group: dict[str, Any], slot: str) -> float:
+        """Initial value of a state slot (0 unless the optimizer says otherwise)."""
+        return 0.0
+
+    # ------------------------------------------------------------------------------------ state dict
+    def state_dict(self) -> dict[str, Any]:
+        """``{"state": {name: {"step": t, slot: array}}, "param_groups": [{hyper..., "params": [names]}]}``.
+
+        Arrays are copies, keyed by parameter name (not position).
+        """
+        state: dict[str, dict[str, Any]] = {}
+        for flats in self._flats:
+            for flat in flats:
+                if flat.step == 0 and not flat.state:
+                    continue
+                for seg in flat.segments:
+                    entry: dict[str, Any] = {"step": flat.step}
+                    entry.update({k: seg.view(arr).copy() for k, arr in flat.state.items()})
+                    state[seg.name] = entry
+        groups = []
+        for group in self.param_groups:
+            saved = {k: v for k, v in group.items() if k not in self._STRUCTURE}
+            saved["params"] = list(group["param_names"])
+            groups.append(saved)
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore hyperparameters, step counts and state slots saved by ``state_dict``.
+
+        Everything is checked first (names, shapes, consistent steps); on error nothing changes.
+        """
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"state_dict has {len(saved_groups)} param groups, optimizer has {len(self.param_groups)}")
+        new_groups = []
+        for i, (ours, saved) in enumerate(zip(self.param_groups, saved_groups)):
+            if list(saved["params"]) != ours["param_names"]:
+                raise ValueError(f"param group {i}: saved names {saved['params']} != {ours['param_names']}")
+            group = {**ours, **{k: v for k, v in saved.items() if k not in self._STRUCTURE}}
+            self._check(group)
+            new_groups.append(group)
+        saved_state = state_dict["state"]
+        unknown = [n for n in saved_state if n not in self._where]
+        if unknown:
+            raise KeyError(f"state_dict has state for unknown parameters {unknown}")
+        restored = [[_gather_state(flat, saved_state) for flat in flats] for flats in self._flats]
+        for group, flats, states in zip(new_groups, self._flats, restored):
+            for flat, (step, slots) in zip(flats, states):
+                flat.step, flat.state = step, slots
+        for ours, group in zip(self.param_groups, new_groups):
+            ours.update(group)
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} (engine={self.engine!r})"]
+        for i, group in enumerate(self.param_groups):
+            hyper = ", ".join(f"{k}={v!r}" for k, v in group.items() if k not in self._STRUCTURE)
+            lines.append(f"  group {i}: {len(group['params'])} params; {hyper}")
+        return "\n".join(lines)
+
+
+def _gather_state(flat: FlatBuffer, saved: Mapping[str, Any]) -> tuple[int, dict[str, np.ndarray]]:
+    """Assemble the flat state of ``flat`` from per-name entries; all members must agree."""
+    entries = [saved.get(seg.name) for seg in flat.segments]
+    if all(e is None for e in entries):
+        return 0, {}
+    if any(e is None for e in entries):
+        missing = [seg.name for seg, e in zip(flat.segments, entries) if e is None]
+        raise ValueError(f"state_dict lacks state for {missing} while other parameters of their group have it")
+    steps = {int(e["step"]) for e in entries}
+    slot_names = {tuple(sorted(k for k in e if k != "step")) for e in entries}
+    if len(steps) != 1 or len(slot_names) != 1:
+        raise ValueError("parameters of one group must share step count and state slots in state_dict")
+    slots = {}
+    for slot in next(iter(slot_names)):
+        arr = np.empty(flat.size, dtype=flat.dtype)
+        for seg, e in zip(flat.segments, entries):
+            value = np.asarray(e[slot])
+            if value.shape != seg.shape:
+                raise ValueError(f"state[{seg.name!r}][{slot!r}] has shape {value.shape}, expected {seg.shape}")
+            seg.view(arr)[...] = value
+        slots[slot] = arr
+    return steps.pop(), slots
+
+
+def _cast(scalars: tuple, dtype: np.dtype) -> tuple:
+    """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32."""
+    return tuple(s if isinstance(s, (bool, np.bool_)) else dtype.type(s) for s in scalars)
+
+
+def _as_groups(params: Params) -> list[dict[str, Any]]:
+    if isinstance(params, Mapping) or isinstance(params, np.ndarray):
+        return [{"params": params}]
+    if isinstance(params, list):
+        if params and all(isinstance(p, dict) for p in params):
+            return list(params)
+        return [{"params": params}]
+    raise TypeError(
+        "params must be a dict {name: array}, a list of arrays or a list of param-group dicts "
+        f"(adamkit puts live views back into it); got {type(params).__name__}"
+    )
+
+
+def _named_arrays(container: Any, start: int) -> list[tuple[str, np.ndarray]]:
+    if isinstance(container, MutableMapping):
+        items = [(str(k), v) for k, v in container.items()]
+    elif isinstance(container, list):
+        items = [(str(start + i), v) for i, v in enumerate(container)]
+    else:
+        raise TypeError(
+            "a group's params must be a dict {name: array} or a list of arrays (adamkit replaces its entries "
+            f"with views into the flat buffer); got {type(container).__name__}"
+        )
+    for name, array in items:
+        if not isinstance(array, np.ndarray):
+            raise TypeError(f"parameter {name!r} must be a NumPy array, got {type(array).__name__}")
+        if array.dtype not in SUPPORTED_DTYPES:
+            raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64")
+    return items
+
+
+def _rebind(container: Any, names: list[str], views: dict[str, np.ndarray]) -> None:
+    """Put the flat-buffer views back into the caller's dict or list."""
+    if isinstance(container, MutableMapping):
+        for key in list(container):
+            container[key] = views[str(key)]
+    else:
+        container[:] = [views[n] for n in names]
