@@ -6,9 +6,7 @@ import math
 from numbers import Real
 
 
-def check_range(
-    name: str, value: object, low: float, high: float = math.inf, *, high_open: bool = False
-) -> float:
+def check_range(name: str, value: object, low: float, high: float = math.inf, *, high_open: bool = False) -> float:
     """Return ``value`` as a float if ``low <= value <= high`` (``< high`` when ``high_open``).
 
     NaN fails every comparison, so it is refused too.

@@ -12,7 +12,7 @@ views *are* the parameters, and a step updates them in place. A subclass supplie
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -20,8 +20,8 @@ from ._checks import check_choice
 from .engine import ENGINES, Rule
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Segment
 
-Params = Union[MutableMapping[str, np.ndarray], list, None]
-Grads = Union[Mapping[str, Any], Sequence[Any]]
+Params = MutableMapping[str, np.ndarray] | list | None
+Grads = Mapping[str, Any] | Sequence[Any]
 Plan = tuple[Rule, tuple[str, ...], tuple]
 
 
@@ -216,7 +216,7 @@ class Optimizer:
         if unknown:
             raise KeyError(f"state_dict has state for unknown parameters {unknown}")
         restored = [[_gather_state(flat, saved_state) for flat in flats] for flats in self._flats]
-        for group, flats, states in zip(new_groups, self._flats, restored):
+        for flats, states in zip(self._flats, restored):
             for flat, (step, slots) in zip(flats, states):
                 flat.step, flat.state = step, slots
         for ours, group in zip(self.param_groups, new_groups):

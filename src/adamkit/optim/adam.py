@@ -121,7 +121,12 @@ class Adam(Optimizer):
             step_size = lr / (1 - beta1**t)
             bc2_sqrt = math.sqrt(1 - beta2**t)
         scalars = (
-            step_size, 1 - beta1, beta2, 1 - beta2, bc2_sqrt, group["eps"],
+            step_size,
+            1 - beta1,
+            beta2,
+            1 - beta2,
+            bc2_sqrt,
+            group["eps"],
             0.0 if decoupled else wd,
             1 - lr * wd if decoupled else 1.0,
             direction(group),

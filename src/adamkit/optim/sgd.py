@@ -59,8 +59,13 @@ class SGD(Optimizer):
         engine: str = "fused",
     ):
         defaults = dict(
-            lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-            nesterov=nesterov, maximize=maximize, convention=convention,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+            maximize=maximize,
+            convention=convention,
         )
         super().__init__(params, defaults, engine=engine)
 
