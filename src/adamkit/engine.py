@@ -15,6 +15,7 @@ import hashlib
 import importlib.util
 import inspect
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from functools import cache
@@ -83,8 +84,10 @@ def _kernels(rule: Rule, n_slots: int) -> tuple[Callable, Callable]:
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(source)
         os.replace(tmp, path)
-    spec = importlib.util.spec_from_file_location(f"adamkit_kernels.{path.stem}", path)
+    name = f"_adamkit_kernel_{path.stem}"  # registered, so numba's cache can re-import it by name
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
     spec.loader.exec_module(module)  # type: ignore[union-attr]
     return module.serial, module.parallel
 
