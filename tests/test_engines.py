@@ -1,0 +1,48 @@
+"""Fused engine ≡ NumPy engine for every registered case: params and every state slot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import build, grad_stream, make_params
+from registry import CASES
+
+import adamkit.engine
+
+
+def run(case, dtype, engine, groups=False, shapes=None, steps=50):
+    params = make_params(dtype) if shapes is None else make_params(dtype, shapes=shapes)
+    opt = build(case, params, engine=engine, groups=groups)
+    for grads in grad_stream(params, steps):
+        opt.step(grads)
+    return params, opt.state_dict()["state"]
+
+
+def assert_engines_agree(case, dtype, **kw):
+    p_fused, s_fused = run(case, dtype, "fused", **kw)
+    p_np, s_np = run(case, dtype, "numpy", **kw)
+    pairs = [(p_fused[k], p_np[k]) for k in p_np]
+    assert s_fused.keys() == s_np.keys()
+    for name in s_np:
+        assert s_fused[name].keys() == s_np[name].keys()
+        pairs += [(s_fused[name][k], s_np[name][k]) for k in s_np[name] if k != "step"]
+    for a, b in pairs:
+        if dtype == np.float64:
+            np.testing.assert_array_max_ulp(a, b, maxulp=1)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6 * max(1.0, float(np.max(np.abs(b), initial=0))))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_fused_equals_numpy(case, dtype):
+    assert_engines_agree(case, dtype)
+    if case.groups:
+        assert_engines_agree(case, dtype, groups=True)
+
+
+@pytest.mark.parametrize("case", CASES[::3], ids=lambda c: c.id)
+def test_fused_equals_numpy_parallel_kernel(case):
+    """A buffer above PARALLEL_MIN_SIZE takes the prange kernel."""
+    shapes = {"big": (adamkit.engine.PARALLEL_MIN_SIZE + 17,), "s": ()}
+    assert_engines_agree(case, np.float64, shapes=shapes, steps=5)
