@@ -44,9 +44,7 @@ def build(case, params, *, engine: str = "fused", groups: bool = False):
     half = len(names) // 2
     first = {k: params[k] for k in names[:half]}
     second = {k: params[k] for k in names[half:]}
-    opt = case.cls(
-        [{"params": first}, {"params": second, "lr": case.kwargs["lr"] / 3}], engine=engine, **case.kwargs
-    )
+    opt = case.cls([{"params": first}, {"params": second, "lr": case.kwargs["lr"] / 3}], engine=engine, **case.kwargs)
     params.update(first)
     params.update(second)
     return opt

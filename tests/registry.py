@@ -43,18 +43,29 @@ CASES: list[Case] = [
     Case("adamw", adamkit.AdamW, dict(lr=0.01), groups=True),
     Case("adamw-amsgrad", adamkit.AdamW, dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
     Case("adamw-maximize", adamkit.AdamW, dict(lr=0.01, maximize=True)),
-    Case("adam-keras", adamkit.Adam, dict(lr=0.01, convention="keras"), "keras", keras=("Adam", dict(learning_rate=0.01))),
     Case(
-        "adam-keras-amsgrad", adamkit.Adam, dict(lr=0.01, amsgrad=True, convention="keras"), "keras",
+        "adam-keras", adamkit.Adam, dict(lr=0.01, convention="keras"), "keras", keras=("Adam", dict(learning_rate=0.01))
+    ),
+    Case(
+        "adam-keras-amsgrad",
+        adamkit.Adam,
+        dict(lr=0.01, amsgrad=True, convention="keras"),
+        "keras",
         keras=("Adam", dict(learning_rate=0.01, amsgrad=True)),
     ),
     Case(
-        "adamw-keras", adamkit.AdamW, dict(lr=0.01, convention="keras"), "keras",
+        "adamw-keras",
+        adamkit.AdamW,
+        dict(lr=0.01, convention="keras"),
+        "keras",
         keras=("AdamW", dict(learning_rate=0.01)),
     ),
     Case(
-        "adamw-keras-amsgrad", adamkit.AdamW, dict(lr=0.01, weight_decay=0.05, amsgrad=True, convention="keras"),
-        "keras", keras=("AdamW", dict(learning_rate=0.01, weight_decay=0.05, amsgrad=True)),
+        "adamw-keras-amsgrad",
+        adamkit.AdamW,
+        dict(lr=0.01, weight_decay=0.05, amsgrad=True, convention="keras"),
+        "keras",
+        keras=("AdamW", dict(learning_rate=0.01, weight_decay=0.05, amsgrad=True)),
     ),
 ]
 

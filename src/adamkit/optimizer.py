@@ -62,11 +62,10 @@ class Optimizer:
         self._flats: list[list[FlatBuffer]] = []
         self._where: dict[str, tuple[FlatBuffer, Segment]] = {}
         self._check(self.defaults)
-        groups = _as_groups(params)
-        if not groups:
-            raise ValueError("params is empty: the optimizer needs at least one parameter")
-        for group in groups:
+        for group in _as_groups(params):
             self.add_param_group(group)
+        if not self._where:
+            raise ValueError("params is empty: the optimizer needs at least one parameter")
 
     # ----------------------------------------------------------------------------------------- groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_bool, check_range
+from .._checks import check_bool, check_choice, check_range
 from ..elementwise import elementwise
 from ..flat import FlatBuffer
 from ..optimizer import Optimizer, Params, Plan
@@ -91,12 +91,12 @@ class Adam(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
     ):
-        known = convention in DEFAULT_EPS
+        check_choice("convention", convention, tuple(DEFAULT_EPS))
         defaults = dict(
             lr=lr,
             betas=betas,
-            eps=DEFAULT_EPS[convention] if eps is None and known else eps,
-            weight_decay=self._default_weight_decay[convention] if weight_decay is None and known else weight_decay,
+            eps=DEFAULT_EPS[convention] if eps is None else eps,
+            weight_decay=self._default_weight_decay[convention] if weight_decay is None else weight_decay,
             amsgrad=amsgrad,
             maximize=maximize,
             convention=convention,
