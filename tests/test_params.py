@@ -1,0 +1,91 @@
+"""Flat buffers: live views go back into the caller's containers; grads in place; groups; dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import grad_stream, make_params
+
+import adamkit
+
+
+def base_of(view: np.ndarray) -> np.ndarray:
+    while view.base is not None:
+        view = view.base
+    return view
+
+
+def test_dict_values_become_views_of_one_buffer():
+    params = make_params(np.float32)
+    originals = {k: v.copy() for k, v in params.items()}
+    opt = adamkit.SGD(params, lr=0.1)
+    bases = {id(base_of(v)) for v in params.values()}
+    assert len(bases) == 1
+    for k in params:
+        assert np.array_equal(params[k], originals[k]) and params[k].shape == originals[k].shape
+        assert base_of(params[k]) is base_of(opt.params[k])
+    grads = {k: np.ones_like(v) for k, v in params.items()}
+    opt.step(grads)
+    for k in params:
+        np.testing.assert_array_equal(params[k], originals[k] - np.float32(0.1))
+
+
+def test_list_and_group_containers_are_rebound():
+    plain = [np.zeros(3), np.zeros((2, 2))]
+    opt = adamkit.SGD(plain, lr=1.0)
+    opt.step([np.ones(3), np.ones((2, 2))])
+    assert np.array_equal(plain[0], -np.ones(3)) and np.array_equal(plain[1], -np.ones((2, 2)))
+    assert opt.params[0] is not None and list(opt.params) == ["0", "1"]
+
+    g1, g2 = {"a": np.zeros(2)}, [np.zeros(2)]
+    opt = adamkit.SGD([{"params": g1}, {"params": g2, "lr": 0.5}], lr=1.0)
+    opt.step({"a": np.ones(2), "1": np.ones(2)})
+    assert np.array_equal(g1["a"], [-1, -1]) and np.array_equal(g2[0], [-0.5, -0.5])
+    assert opt.param_groups[1]["param_names"] == ["1"]
+
+
+def test_mixed_dtypes_in_one_group_get_one_buffer_each():
+    params = {"a": np.ones(3, np.float32), "b": np.ones(2, np.float64), "c": np.ones(4, np.float32)}
+    opt = adamkit.Adam(params, lr=0.1)
+    assert base_of(params["a"]) is base_of(params["c"])
+    assert base_of(params["a"]) is not base_of(params["b"])
+    opt.step({k: np.ones_like(v) for k, v in params.items()})
+    assert params["a"].dtype == np.float32 and params["b"].dtype == np.float64
+    np.testing.assert_allclose(params["b"], 0.9)
+    np.testing.assert_allclose(params["a"], 0.9, rtol=1e-6)
+
+
+def test_writing_grads_in_place_equals_passing_them():
+    p1, p2 = make_params(np.float64), make_params(np.float64)
+    a, b = adamkit.Adam(p1, lr=0.01), adamkit.Adam(p2, lr=0.01)
+    for grads in grad_stream(p1, 5):
+        a.step(grads)
+        for k, g in grads.items():
+            b.grads[k][...] = g
+        b.step()
+    for k in p1:
+        assert np.array_equal(p1[k], p2[k])
+    b.zero_grad()
+    assert all(not np.any(g) for g in b.grads.values())
+
+
+def test_add_param_group_and_unique_names():
+    opt = adamkit.Adam({"w": np.ones(2)}, lr=0.1)
+    extra = {"v": np.ones(3)}
+    opt.add_param_group({"params": extra, "lr": 0.2})
+    assert opt.param_groups[1]["lr"] == 0.2 and opt.param_groups[1]["betas"] == (0.9, 0.999)
+    opt.step({"w": np.ones(2), "v": np.ones(3)})
+    np.testing.assert_allclose(extra["v"], 0.8)
+    with pytest.raises(ValueError, match="unique"):
+        opt.add_param_group({"params": {"w": np.ones(1)}})
+    with pytest.raises(ValueError, match="lr"):
+        opt.add_param_group({"params": {"z": np.ones(1)}, "lr": -2.0})
+    assert len(opt.param_groups) == 2
+
+
+def test_zero_d_and_empty_tensors_update():
+    params = {"s": np.array(1.0), "e": np.zeros((0, 3))}
+    opt = adamkit.SGD(params, lr=0.5, momentum=0.9)
+    opt.step({"s": np.array(2.0), "e": np.zeros((0, 3))})
+    assert params["s"].shape == () and float(params["s"]) == 0.0
+    assert params["e"].shape == (0, 3)
