@@ -1,0 +1,25 @@
+"""The README's main job runs and fits the parabola."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quadratic_example_fits():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "quadratic.py")], capture_output=True, text=True, check=True
+    ).stdout
+    rows = {
+        line.split(",")[0].split("(")[0]: dict(re.findall(r"(\w+)=\s*(-?[\d.]+)\b(?!\))", line))
+        for line in out.splitlines()
+        if "loss=" in line
+    }
+    adam, sgd = rows["Adam"], rows["SGD"]
+    assert float(adam["loss"]) < 0.1 and float(sgd["loss"]) < 1.0
+    for name, target in (("w1", 2), ("w2", 3), ("b", 5)):
+        assert abs(float(adam[name]) - target) < 0.05, (name, adam)
