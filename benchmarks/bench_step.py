@@ -1,0 +1,155 @@
+"""One optimizer step, float32, side by side in one process: adamkit vs torch.optim vs the memory floor.
+
+The floor is a fused numba loop that reads and writes exactly the arrays the optimizer must touch (Adam:
+reads p, g, m, v and writes p, m, v) with no arithmetic to speak of: no step can be faster than it.
+Times are medians after warm-up; ratios are what to read (absolute times drift on a shared machine).
+
+    python benchmarks/bench_step.py [--quick] [--only adam,sgd-momentum] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+
+import adamkit
+
+# name, adamkit factory, torch factory (kwargs), arrays read, arrays written (written ⊆ read; g is never written)
+OPTIMIZERS = [
+    ("adam", lambda p: adamkit.Adam(p, lr=1e-3), ("Adam", dict(lr=1e-3)), 4, 3),
+    ("adamw", lambda p: adamkit.AdamW(p, lr=1e-3), ("AdamW", dict(lr=1e-3)), 4, 3),
+    ("adam-amsgrad", lambda p: adamkit.Adam(p, lr=1e-3, amsgrad=True), ("Adam", dict(lr=1e-3, amsgrad=True)), 5, 4),
+    ("sgd", lambda p: adamkit.SGD(p, lr=1e-3), ("SGD", dict(lr=1e-3)), 2, 1),
+    ("sgd-momentum", lambda p: adamkit.SGD(p, lr=1e-3, momentum=0.9), ("SGD", dict(lr=1e-3, momentum=0.9)), 3, 2),
+]
+WORKLOADS = [(1, 10_000_000), (1000, 1000), (200, 50_000)]
+
+
+def floor_kernel(n_read: int, n_write: int):
+    """``x = Σ a_k[i]``, then ``a_k[i] = x`` for k = 1..n_write: exactly the optimizer's memory traffic.
+
+    ``a0`` plays the gradient (read only); ``n_write <= n_read - 1``.
+    """
+    args = ", ".join(f"a{k}" for k in range(n_read))
+    body = " + ".join(f"a{k}[i]" for k in range(n_read))
+    writes = "; ".join(f"a{k}[i] = x" for k in range(1, n_write + 1))
+    src = f"def floor({args}):\n    for i in numba.prange(a0.shape[0]):\n        x = {body}\n        {writes}\n"
+    namespace = {"numba": numba}
+    exec(src, namespace)
+    return numba.njit(parallel=True, nogil=True)(namespace["floor"])
+
+
+def median_ms(contenders: dict, runs: int, warmup: int = 3) -> dict:
+    """Median ms per call of each contender, timed interleaved (one call each per round) so drift hits all alike."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {name: [] for name in contenders}
+    for _ in range(runs):
+        for name, fn in contenders.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def torch_step(torch_spec, arrays, **impl):
+    name, kwargs = torch_spec
+    params = [torch.from_numpy(a.copy()) for a in arrays]
+    for p in params:
+        p.grad = torch.full_like(p, 1e-3)
+    try:
+        opt = getattr(torch.optim, name)(params, **kwargs, **impl)
+        opt.step()
+    except (RuntimeError, TypeError, ValueError) as err:
+        return None, str(err).splitlines()[0]
+    return opt.step, None
+
+
+def bench(name, make, torch_spec, n_read, n_write, count, size, runs):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal(size).astype(np.float32) for _ in range(count)]
+    opt = make(arrays)
+    for g in opt.grads.values():
+        g[...] = np.float32(1e-3)
+    floor_arrays = [np.ones(count * size, np.float32) * np.float32(1e-3) for _ in range(n_read)]
+    floor = floor_kernel(n_read, n_write)
+    row = {"optimizer": name, "tensors": count, "size": size}
+    contenders = {"adamkit": opt.step, "floor": lambda: floor(*floor_arrays)}
+    for impl in ("fused", "foreach"):
+        step, err = torch_step(torch_spec, arrays, **{impl: True})
+        if step:
+            contenders[f"torch_{impl}"] = step
+        else:
+            row[f"torch_{impl}_note"] = err
+    for key, ms in median_ms(contenders, runs).items():
+        row[f"{key}_ms"] = ms
+    for impl in ("fused", "foreach"):
+        row.setdefault(f"torch_{impl}_ms", None)
+    return row
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer runs (about 30 s)")
+    parser.add_argument("--only", help="comma-separated optimizer names")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_step.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    only = set(args.only.split(",")) if args.only else None
+    rows = []
+    header = (
+        f"{'optimizer':14s} {'workload':>14s} {'adamkit':>9s} {'floor':>9s} {'t.fused':>9s} {'t.foreach':>9s}"
+        f" {'floor/ak':>9s} {'fused/ak':>9s} {'foreach/ak':>10s}"
+    )
+    print(f"float32, ms per step (median); numba threads {numba.get_num_threads()}, torch {torch.__version__}")
+    print(header)
+    for name, make, torch_spec, n_read, n_write in OPTIMIZERS:
+        if only and name not in only:
+            continue
+        for count, size in WORKLOADS:
+            runs = max(5, int((3 if args.quick else 20) * 1e7 / (count * size) ** 1.0)) if count * size > 1e6 else 200
+            runs = min(runs, 40 if args.quick else 300)
+            row = bench(name, make, torch_spec, n_read, n_write, count, size, runs)
+            row["floor_throughput_fraction"] = ratio(row["floor_ms"], row["adamkit_ms"])
+            row["speedup_vs_torch_fused"] = ratio(row["torch_fused_ms"], row["adamkit_ms"])
+            row["speedup_vs_torch_foreach"] = ratio(row["torch_foreach_ms"], row["adamkit_ms"])
+            rows.append(row)
+
+            def fmt(x, spec="9.3f"):
+                return f"{x:{spec}}" if x is not None else f"{'n/a':>{spec[:-3]}}"
+
+            print(
+                f"{name:14s} {f'{count}x{size}':>14s} {fmt(row['adamkit_ms'])} {fmt(row['floor_ms'])}"
+                f" {fmt(row['torch_fused_ms'])} {fmt(row['torch_foreach_ms'])}"
+                f" {fmt(row['floor_throughput_fraction'], '9.2f')} {fmt(row['speedup_vs_torch_fused'], '9.2f')}"
+                f" {fmt(row['speedup_vs_torch_foreach'], '10.2f')}",
+                flush=True,
+            )
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+    }
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
