@@ -4,9 +4,15 @@ Every optimizer's math is written once as an elementwise rule; ``engine="numpy"`
 arrays (the reference), ``engine="fused"`` (default) inlines it into one parallel loop over a flat buffer.
 """
 
+from .optim.adadelta import Adadelta
+from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
+from .optim.adamax import Adamax
+from .optim.nadam import NAdam
+from .optim.radam import RAdam
+from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
 from .optimizer import Optimizer
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer"]
+__all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Optimizer"]
 __version__ = "0.1.0"

@@ -35,7 +35,8 @@ class Segment:
 class FlatBuffer:
     """Parameters, gradient and optimizer state of one (param group, dtype), each one 1-D array.
 
-    ``step`` counts the updates applied to this buffer; ``state`` maps slot names to flat arrays.
+    ``step`` counts the updates applied to this buffer; ``state`` maps slot names to flat arrays;
+    ``scalars`` holds host-side running values shared by all its tensors (e.g. NAdam's μ product).
     """
 
     dtype: np.dtype
@@ -44,6 +45,7 @@ class FlatBuffer:
     grad: np.ndarray
     state: dict[str, np.ndarray] = field(default_factory=dict)
     step: int = 0
+    scalars: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def pack(cls, named: list[tuple[str, np.ndarray]]) -> FlatBuffer:

@@ -187,6 +187,7 @@ class Optimizer:
                 for seg in flat.segments:
                     entry: dict[str, Any] = {"step": flat.step}
                     entry.update({k: seg.view(arr).copy() for k, arr in flat.state.items()})
+                    entry.update(flat.scalars)
                     state[seg.name] = entry
         groups = []
         for group in self.param_groups:
@@ -216,8 +217,8 @@ class Optimizer:
             raise KeyError(f"state_dict has state for unknown parameters {unknown}")
         restored = [[_gather_state(flat, saved_state) for flat in flats] for flats in self._flats]
         for flats, states in zip(self._flats, restored):
-            for flat, (step, slots) in zip(flats, states):
-                flat.step, flat.state = step, slots
+            for flat, (step, slots, scalars) in zip(flats, states):
+                flat.step, flat.state, flat.scalars = step, slots, scalars
         for ours, group in zip(self.param_groups, new_groups):
             ours.update(group)
 
@@ -229,18 +230,25 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _gather_state(flat: FlatBuffer, saved: Mapping[str, Any]) -> tuple[int, dict[str, np.ndarray]]:
-    """Assemble the flat state of ``flat`` from per-name entries; all members must agree."""
+def _gather_state(flat: FlatBuffer, saved: Mapping[str, Any]) -> tuple[int, dict[str, np.ndarray], dict[str, float]]:
+    """Assemble the flat state of ``flat`` from per-name entries; all members must agree.
+
+    Array entries are state slots; plain numbers other than ``step`` are the buffer's host scalars.
+    """
     entries = [saved.get(seg.name) for seg in flat.segments]
     if all(e is None for e in entries):
-        return 0, {}
+        return 0, {}, {}
     if any(e is None for e in entries):
         missing = [seg.name for seg, e in zip(flat.segments, entries) if e is None]
         raise ValueError(f"state_dict lacks state for {missing} while other parameters of their group have it")
     steps = {int(e["step"]) for e in entries}
-    slot_names = {tuple(sorted(k for k in e if k != "step")) for e in entries}
-    if len(steps) != 1 or len(slot_names) != 1:
-        raise ValueError("parameters of one group must share step count and state slots in state_dict")
+    slot_names = {tuple(sorted(k for k, v in e.items() if isinstance(v, np.ndarray))) for e in entries}
+    scalars = {
+        tuple(sorted((k, float(v)) for k, v in e.items() if k != "step" and not isinstance(v, np.ndarray)))
+        for e in entries
+    }
+    if len(steps) != 1 or len(slot_names) != 1 or len(scalars) != 1:
+        raise ValueError("parameters of one group must share step count and state in state_dict")
     slots = {}
     for slot in next(iter(slot_names)):
         arr = np.empty(flat.size, dtype=flat.dtype)
@@ -250,7 +258,7 @@ def _gather_state(flat: FlatBuffer, saved: Mapping[str, Any]) -> tuple[int, dict
                 raise ValueError(f"state[{seg.name!r}][{slot!r}] has shape {value.shape}, expected {seg.shape}")
             seg.view(arr)[...] = value
         slots[slot] = arr
-    return steps.pop(), slots
+    return steps.pop(), slots, dict(scalars.pop())
 
 
 def _cast(scalars: tuple, dtype: np.dtype) -> tuple:

@@ -1,4 +1,4 @@
-"""Stochastic gradient descent, with optional (Nesterov) momentum."""
+"""Stochastic gradient descent, with optional (Nesterov) momentum, in torch's and Keras/DeZero's forms."""
 
 from __future__ import annotations
 
@@ -8,47 +8,69 @@ from .._checks import check_bool, check_range
 from ..elementwise import elementwise
 from ..flat import FlatBuffer
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_common, direction, l2_gradient
+from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
+
+DEFAULTS = {"torch": dict(lr=1e-3), "keras": dict(lr=1e-2), "dezero": dict(lr=1e-2)}
 
 
 @elementwise
-def sgd_rule(p, g, lr, weight_decay, sign):
-    """``p ← p − lr·(sign·g + λp)``."""
-    return (p - lr * l2_gradient(p, g, sign, weight_decay),)
+def sgd_rule(p, g, lr, l2, decay, sign):
+    """``p ← p − lr·g``."""
+    p, g = weight_decayed(p, g, l2, decay, sign)
+    return (p - lr * g,)
 
 
 @elementwise
-def momentum_rule(p, g, buf, lr, weight_decay, sign, decay, keep, momentum, nesterov):
-    """``d = sign·g + λp;  b ← decay·b + keep·d;  p ← p − lr·(d + μb if nesterov else b)``.
+def momentum_rule(p, g, buf, lr, l2, decay, sign, buf_decay, keep, momentum, nesterov):
+    """torch: ``b ← μ·b + (1 − dampening)·g;  p ← p − lr·b``  (nesterov: ``p ← p − lr·(g + μ·b)``).
 
-    torch: ``decay = μ`` and ``keep = 1 − dampening``, except on the first step, where ``b = d``
-    (``decay = 0, keep = 1``).
+    On the first step torch sets ``b = g``: ``buf_decay = 0, keep = 1`` then, else ``buf_decay = μ``.
     """
-    d = l2_gradient(p, g, sign, weight_decay)
-    buf = decay * buf + keep * d
+    p, g = weight_decayed(p, g, l2, decay, sign)
+    buf = buf_decay * buf + keep * g
     if nesterov:
-        d = d + momentum * buf
+        g = g + momentum * buf
     else:
-        d = buf
-    return p - lr * d, buf
+        g = buf
+    return p - lr * g, buf
+
+
+@elementwise
+def velocity_rule(p, g, v, lr, l2, decay, sign, momentum, nesterov):
+    """Keras/DeZero: ``v ← μ·v − lr·g;  p ← p + v``  (Keras nesterov: ``p ← p − lr·g + μ·v``)."""
+    p, g = weight_decayed(p, g, l2, decay, sign)
+    v = momentum * v - lr * g
+    if nesterov:
+        return p - lr * g + momentum * v, v
+    return p + v, v
 
 
 class SGD(Optimizer):
-    r"""Stochastic gradient descent, torch.optim.SGD's semantics and defaults.
+    r"""Stochastic gradient descent; torch.optim.SGD's semantics and defaults unless a convention says otherwise.
 
-    With ``d = g + λp`` (``g`` negated when ``maximize``)::
+    ``g`` is the gradient, negated when ``maximize``.
 
-        momentum = 0:   p ← p − lr·d
-        momentum > 0:   b ← μ·b + (1 − dampening)·d       (b = d on the first step)
-                        p ← p − lr·b                      (nesterov: p ← p − lr·(d + μ·b))
+    ``convention="torch"`` (default, ``lr=1e-3``; weight decay as L2, ``g ← g + λp``)::
 
-    State slot: ``momentum_buffer`` (only when momentum > 0).
+        momentum = 0:   p ← p − lr·g
+        momentum > 0:   b ← μ·b + (1 − dampening)·g       (b = g on the first step)
+                        p ← p − lr·b                      (nesterov: p ← p − lr·(g + μ·b))
+
+    ``convention="keras"`` (``lr=1e-2``; weight decay decoupled, ``p ← (1 − lr·λ)p`` first)::
+
+        v ← μ·v − lr·g;   p ← p + v                       (nesterov: p ← p − lr·g + μ·v)
+
+    ``convention="dezero"`` (DeZero's SGD / MomentumSGD, ``lr=1e-2``; weight decay as L2)::
+
+        v ← μ·v − lr·g;   p ← p + v
+
+    State slot: ``momentum_buffer`` (torch) or ``velocity`` (keras, dezero), only when momentum > 0.
     """
 
     def __init__(
         self,
-        params: Params,
-        lr: float = 1e-3,
+        params: Params = None,
+        lr: float | None = None,
         momentum: float = 0.0,
         dampening: float = 0.0,
         weight_decay: float = 0.0,
@@ -58,28 +80,31 @@ class SGD(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
     ):
-        defaults = dict(
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            maximize=maximize,
-            convention=convention,
-        )
+        defaults = with_defaults(
+            DEFAULTS, convention, lr=lr, momentum=momentum, dampening=dampening,
+            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
+        )  # fmt: skip
         super().__init__(params, defaults, engine=engine)
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, ("torch",))
+        check_common(group, tuple(DEFAULTS))
         momentum = check_range("momentum", group["momentum"], 0.0)
         dampening = check_range("dampening", group["dampening"], 0.0, 1.0)
+        if dampening and group["convention"] != "torch":
+            raise ValueError(f"dampening must be 0 with convention={group['convention']!r} (a torch option)")
         if check_bool("nesterov", group["nesterov"]) and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
+        if group["nesterov"] and group["convention"] == "dezero":
+            raise ValueError("nesterov=True has no DeZero form; use convention='torch' or 'keras'")
 
     def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
-        lr, wd, sign, mu = group["lr"], group["weight_decay"], direction(group), group["momentum"]
+        lr, mu, convention = group["lr"], group["momentum"], group["convention"]
+        l2, decay = decay_scalars(group, decoupled=convention == "keras")
+        common = (lr, l2, decay, direction(group))
         if mu == 0:
-            return sgd_rule, (), (lr, wd, sign)
+            return sgd_rule, (), common
+        if convention != "torch":
+            return velocity_rule, ("velocity",), (*common, mu, group["nesterov"])
         first = "momentum_buffer" not in flat.state
-        decay, keep = (0.0, 1.0) if first else (mu, 1.0 - group["dampening"])
-        return momentum_rule, ("momentum_buffer",), (lr, wd, sign, decay, keep, mu, group["nesterov"])
+        buf_decay, keep = (0.0, 1.0) if first else (mu, 1.0 - group["dampening"])
+        return momentum_rule, ("momentum_buffer",), (*common, buf_decay, keep, mu, group["nesterov"])
