@@ -4,6 +4,7 @@ Every optimizer's math is written once as an elementwise rule; ``engine="numpy"`
 arrays (the reference), ``engine="fused"`` (default) inlines it into one parallel loop over a flat buffer.
 """
 
+from .frontends.minimize import MinimizeResult, minimize
 from .optim.adadelta import Adadelta
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
@@ -14,5 +15,18 @@ from .optim.rmsprop import RMSprop
 from .optim.sgd import SGD
 from .optimizer import Optimizer
 
-__all__ = ["SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Optimizer"]
+__all__ = [
+    "SGD",
+    "Adagrad",
+    "RMSprop",
+    "Adadelta",
+    "Adam",
+    "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
+    "Optimizer",
+    "minimize",
+    "MinimizeResult",
+]
 __version__ = "0.1.0"

@@ -62,6 +62,8 @@ class Optimizer:
         self._flats: list[list[FlatBuffer]] = []
         self._where: dict[str, tuple[FlatBuffer, Segment]] = {}
         self._check(self.defaults)
+        if params is None:  # parameters come later: add_param_group, setup(model), minimize(...)
+            return
         for group in _as_groups(params):
             self.add_param_group(group)
         if not self._where:

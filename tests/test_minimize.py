@@ -1,0 +1,105 @@
+"""minimize(): scipy-shaped results, autograd gradients, early stopping, NaN handling, bad input."""
+
+from __future__ import annotations
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+import adamkit
+from adamkit.frontends.minimize import optimizer_classes
+
+
+def quadratic(x):
+    return anp.sum((x - anp.array([1.0, -2.0, 3.0])) ** 2)
+
+
+def quadratic_grad(x):
+    return 2 * (x - np.array([1.0, -2.0, 3.0]))
+
+
+def test_equals_a_hand_written_loop():
+    x0 = np.zeros(3)
+    result = adamkit.minimize(quadratic, x0, "adam", lr=0.05, steps=200)
+    params = [x0.copy()]
+    opt = adamkit.Adam(params, lr=0.05)
+    for _ in range(200):
+        opt.step([quadratic_grad(params[0])])
+    assert np.array_equal(result.x, params[0])
+    assert result.nit == 200 and result.success and len(result.history) == 200
+    assert result.fun == pytest.approx(float(quadratic(params[0])))
+    assert result.history[0] == pytest.approx(14.0) and np.all(np.diff(result.history[:20]) < 0)
+    assert np.array_equal(x0, np.zeros(3)), "x0 must not change"
+
+
+def test_callable_jac_equals_autograd():
+    a = adamkit.minimize(quadratic, np.zeros(3), "rmsprop", steps=50)
+    b = adamkit.minimize(quadratic, np.zeros(3), "RMSprop", steps=50, jac=quadratic_grad)
+    assert np.array_equal(a.x, b.x)
+
+
+def test_named_parameters_and_attribute_access():
+    x0 = {"a": np.array(0.0), "b": np.ones(2, np.float32)}
+    r = adamkit.minimize(lambda p: (p["a"] - 1) ** 2 + anp.sum(p["b"] ** 2), x0, "sgd", lr=0.1, steps=100)
+    assert set(r.x) == {"a", "b"} and r.x["b"].dtype == np.float32
+    assert abs(r.x["a"] - 1) < 1e-6 and np.all(np.abs(r.x["b"]) < 1e-6)
+    assert r["fun"] == r.fun and isinstance(r, dict)
+    assert x0["a"] == 0.0 and np.array_equal(x0["b"], np.ones(2))
+
+
+def test_every_exported_optimizer_is_reachable_by_name():
+    names = optimizer_classes()
+    assert set(names) >= {"sgd", "adam", "adamw", "adagrad", "rmsprop", "adadelta", "adamax", "nadam", "radam"}
+    for name in names:
+        r = adamkit.minimize(quadratic, np.zeros(3), name, steps=3)
+        assert r.nit == 3
+
+
+def test_early_stopping():
+    r = adamkit.minimize(quadratic, np.zeros(3), "sgd", lr=0.1, steps=10_000, tol=1e-12, patience=5)
+    assert r.success and r.nit < 10_000 and "tol" in r.message
+    assert r.fun < 1e-10
+
+
+def test_nan_loss_stops_before_updating():
+    seen = []
+    r = adamkit.minimize(lambda x: anp.log(x[0]), np.array([1.0]), "sgd", lr=2.0, steps=10, callback=seen.append)
+    assert not r.success and "step 1" in r.message and r.nit == 1
+    assert np.array_equal(r.x, seen[-1]) and r.x[0] == -1.0  # the NaN step was not applied
+
+
+def test_callback_can_stop():
+    r = adamkit.minimize(quadratic, np.zeros(3), "adam", steps=100, callback=lambda x: True)
+    assert r.nit == 1 and "callback" in r.message
+
+
+def test_ready_optimizer_instance():
+    r = adamkit.minimize(quadratic, np.zeros(3), adamkit.SGD(lr=0.1, momentum=0.5), steps=200)
+    assert r.fun < 1e-8
+    with pytest.raises(ValueError, match="without params"):
+        adamkit.minimize(quadratic, np.zeros(3), adamkit.SGD([np.zeros(3)]))
+
+
+def test_progress_bar_runs(capsys):
+    r = adamkit.minimize(quadratic, np.zeros(3), "adam", steps=20, progress=True)
+    assert r.nit == 20
+    assert "minimize" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(fun=lambda x: x * 2), ValueError, "scalar"),
+        (dict(jac=lambda x: np.zeros(2)), ValueError, "jac"),
+        (dict(optimizer="adamm"), ValueError, "adam, adamax"),
+        (dict(steps=0), ValueError, "steps"),
+        (dict(patience=0), ValueError, "patience"),
+        (dict(tol=-1.0), ValueError, "tol"),
+        (dict(x0=np.array(["a"])), TypeError, "x0"),
+        (dict(lr=-1.0), ValueError, "lr"),
+    ],
+)
+def test_bad_input(kwargs, error, match):
+    args = dict(fun=quadratic, x0=np.zeros(3), optimizer="adam") | kwargs
+    with pytest.raises(error, match=match):
+        adamkit.minimize(**args)
