@@ -1,7 +1,8 @@
 """Flat buffers: every parameter of one group and dtype packed into one contiguous array.
 
 The gradient and every state slot (m, v, momentum buffer, ...) are arrays of the same layout, so one kernel
-call updates all tensors of the group. A segment table records where each tensor lives.
+call updates all tensors of the group. A segment table records where each tensor lives. Step counts and host
+scalars are kept per tensor, as torch.optim does: they stay equal unless some tensors skip steps.
 """
 
 from __future__ import annotations
@@ -32,11 +33,20 @@ class Segment:
 
 
 @dataclass
+class Run:
+    """What an optimizer's plan sees of the tensors stepped together: dtype, state slots, host scalars."""
+
+    dtype: np.dtype
+    state: dict[str, np.ndarray]
+    scalars: dict[str, float]
+
+
+@dataclass
 class FlatBuffer:
     """Parameters, gradient and optimizer state of one (param group, dtype), each one 1-D array.
 
-    ``step`` counts the updates applied to this buffer; ``state`` maps slot names to flat arrays;
-    ``scalars`` holds host-side running values shared by all its tensors (e.g. NAdam's μ product).
+    ``state`` maps slot names to flat arrays; ``steps[i]`` and ``scalars[i]`` are the update count and the
+    host-side running values (e.g. NAdam's μ product) of segment ``i``.
     """
 
     dtype: np.dtype
@@ -44,8 +54,8 @@ class FlatBuffer:
     data: np.ndarray
     grad: np.ndarray
     state: dict[str, np.ndarray] = field(default_factory=dict)
-    step: int = 0
-    scalars: dict[str, float] = field(default_factory=dict)
+    steps: list[int] = field(default_factory=list)
+    scalars: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
     def pack(cls, named: list[tuple[str, np.ndarray]]) -> FlatBuffer:
@@ -58,7 +68,8 @@ class FlatBuffer:
         data = np.empty(offset, dtype=dtype)
         for seg, (_, array) in zip(segments, named):
             seg.view(data)[...] = array
-        return cls(dtype, segments, data, np.zeros_like(data))
+        n = len(segments)
+        return cls(dtype, segments, data, np.zeros_like(data), steps=[0] * n, scalars=[{} for _ in range(n)])
 
     @property
     def size(self) -> int:
@@ -69,3 +80,8 @@ class FlatBuffer:
         if name not in self.state:
             self.state[name] = np.full(self.size, fill, dtype=self.dtype)
         return self.state[name]
+
+    def index(self, members: list[int]) -> np.ndarray:
+        """Element indices of the segments ``members``, for gathering them into a dense array."""
+        segs = [self.segments[i] for i in members]
+        return np.concatenate([np.arange(s.offset, s.offset + s.size) for s in segs] + [np.zeros(0, np.intp)])

@@ -18,7 +18,7 @@ import numpy as np
 
 from ._checks import check_choice
 from .engine import ENGINES, Rule
-from .flat import SUPPORTED_DTYPES, FlatBuffer, Segment
+from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
 
 Params = MutableMapping[str, np.ndarray] | list | None
 Grads = Mapping[str, Any] | Sequence[Any]
@@ -119,18 +119,42 @@ class Optimizer:
 
         Everything is validated before anything is written: a refused step changes nothing.
         """
+        self._step(grads, skip=frozenset())
+
+    def _step(self, grads: Grads | None, skip: frozenset[str]) -> None:
+        """One update of every parameter not named in ``skip`` (their gradient, state and step are untouched)."""
         for group in self.param_groups:
             self._check(group)
-        if grads is not None:
-            for (flat, seg), array in self._match_grads(grads):
-                seg.view(flat.grad)[...] = array
+        matched = self._match_grads(grads) if grads is not None else []
+        for (flat, seg), array in matched:
+            seg.view(flat.grad)[...] = array
         run = ENGINES[self.engine]
         for group, flats in zip(self.param_groups, self._flats):
             for flat in flats:
-                rule, slots, scalars = self._plan(group, flat, flat.step + 1)
-                arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
-                run(rule, flat.data, flat.grad, arrays, _cast(scalars, flat.dtype))
-                flat.step += 1
+                active = [i for i, seg in enumerate(flat.segments) if seg.name not in skip]
+                by_step: dict[int, list[int]] = {}
+                for i in active:
+                    by_step.setdefault(flat.steps[i], []).append(i)
+                for steps_done, members in by_step.items():
+                    self._update(run, group, flat, members, steps_done + 1)
+
+    def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int], t: int) -> None:
+        """Step ``t`` of the segments ``members`` of ``flat``: in place when they are the whole buffer,
+        else gathered into dense arrays, stepped by the same engine, and scattered back."""
+        view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0]]))
+        rule, slots, scalars = self._plan(group, view, t)
+        arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
+        if len(members) == len(flat.segments):
+            run(rule, flat.data, flat.grad, arrays, _cast(scalars, flat.dtype))
+        else:
+            ix = flat.index(members)
+            dense = [flat.data[ix], *(a[ix] for a in arrays)]
+            run(rule, dense[0], flat.grad[ix], dense[1:], _cast(scalars, flat.dtype))
+            for target, values in zip((flat.data, *arrays), dense):
+                target[ix] = values
+        for i in members:
+            flat.steps[i] = t
+            flat.scalars[i] = dict(view.scalars)
 
     def zero_grad(self) -> None:
         """Set every gradient to zero."""
@@ -168,7 +192,7 @@ class Optimizer:
     def _check(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         raise NotImplementedError
 
     def _slot_fill(self, group: dict[str, Any], slot: str) -> float:
@@ -184,12 +208,12 @@ class Optimizer:
         state: dict[str, dict[str, Any]] = {}
         for flats in self._flats:
             for flat in flats:
-                if flat.step == 0 and not flat.state:
-                    continue
-                for seg in flat.segments:
-                    entry: dict[str, Any] = {"step": flat.step}
+                for i, seg in enumerate(flat.segments):
+                    if flat.steps[i] == 0 and not flat.state:
+                        continue
+                    entry: dict[str, Any] = {"step": flat.steps[i]}
                     entry.update({k: seg.view(arr).copy() for k, arr in flat.state.items()})
-                    entry.update(flat.scalars)
+                    entry.update(flat.scalars[i])
                     state[seg.name] = entry
         groups = []
         for group in self.param_groups:
@@ -217,10 +241,13 @@ class Optimizer:
         unknown = [n for n in saved_state if n not in self._where]
         if unknown:
             raise KeyError(f"state_dict has state for unknown parameters {unknown}")
-        restored = [[_gather_state(flat, saved_state) for flat in flats] for flats in self._flats]
+        restored = [
+            [_gather_state(flat, saved_state, lambda slot, g=group: self._slot_fill(g, slot)) for flat in flats]
+            for group, flats in zip(new_groups, self._flats)
+        ]
         for flats, states in zip(self._flats, restored):
-            for flat, (step, slots, scalars) in zip(flats, states):
-                flat.step, flat.state, flat.scalars = step, slots, scalars
+            for flat, (steps, slots, scalars) in zip(flats, states):
+                flat.steps, flat.state, flat.scalars = steps, slots, scalars
         for ours, group in zip(self.param_groups, new_groups):
             ours.update(group)
 
@@ -232,35 +259,30 @@ class Optimizer:
         return "\n".join(lines)
 
 
-def _gather_state(flat: FlatBuffer, saved: Mapping[str, Any]) -> tuple[int, dict[str, np.ndarray], dict[str, float]]:
-    """Assemble the flat state of ``flat`` from per-name entries; all members must agree.
+def _gather_state(
+    flat: FlatBuffer, saved: Mapping[str, Any], fill: Any
+) -> tuple[list[int], dict[str, np.ndarray], list[dict[str, float]]]:
+    """Assemble the flat state of ``flat`` from per-name entries.
 
-    Array entries are state slots; plain numbers other than ``step`` are the buffer's host scalars.
+    Array entries are state slots (a tensor without an entry gets the slot's initial value), plain numbers
+    other than ``step`` are host scalars.
     """
-    entries = [saved.get(seg.name) for seg in flat.segments]
-    if all(e is None for e in entries):
-        return 0, {}, {}
-    if any(e is None for e in entries):
-        missing = [seg.name for seg, e in zip(flat.segments, entries) if e is None]
-        raise ValueError(f"state_dict lacks state for {missing} while other parameters of their group have it")
-    steps = {int(e["step"]) for e in entries}
-    slot_names = {tuple(sorted(k for k, v in e.items() if isinstance(v, np.ndarray))) for e in entries}
-    scalars = {
-        tuple(sorted((k, float(v)) for k, v in e.items() if k != "step" and not isinstance(v, np.ndarray)))
-        for e in entries
-    }
-    if len(steps) != 1 or len(slot_names) != 1 or len(scalars) != 1:
-        raise ValueError("parameters of one group must share step count and state in state_dict")
+    entries = [saved.get(seg.name) or {} for seg in flat.segments]
+    slot_names = sorted({k for e in entries for k, v in e.items() if isinstance(v, np.ndarray)})
     slots = {}
-    for slot in next(iter(slot_names)):
-        arr = np.empty(flat.size, dtype=flat.dtype)
+    for slot in slot_names:
+        arr = np.full(flat.size, fill(slot), dtype=flat.dtype)
         for seg, e in zip(flat.segments, entries):
+            if slot not in e:
+                continue
             value = np.asarray(e[slot])
             if value.shape != seg.shape:
                 raise ValueError(f"state[{seg.name!r}][{slot!r}] has shape {value.shape}, expected {seg.shape}")
             seg.view(arr)[...] = value
         slots[slot] = arr
-    return steps.pop(), slots, dict(scalars.pop())
+    steps = [int(e.get("step", 0)) for e in entries]
+    scalars = [{k: float(v) for k, v in e.items() if k != "step" and not isinstance(v, np.ndarray)} for e in entries]
+    return steps, slots, scalars
 
 
 def _cast(scalars: tuple, dtype: np.dtype) -> tuple:

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._checks import check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
 
@@ -64,7 +64,7 @@ class Adadelta(Optimizer):
         check_range("rho", group["rho"], 0.0, 1.0)
         check_range("eps", group["eps"], 0.0)
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         l2, decay = decay_scalars(group, decoupled=group["convention"] == "keras")
         rho = group["rho"]
         scalars = (group["lr"], rho, 1 - rho, group["eps"], l2, decay, direction(group))

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._checks import check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
 
@@ -70,7 +70,7 @@ class Adagrad(Optimizer):
     def _slot_fill(self, group: dict[str, Any], slot: str) -> float:
         return group["initial_accumulator_value"]
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         keras = group["convention"] == "keras"
         l2, decay = decay_scalars(group, decoupled=keras)
         lr_t = group["lr"] / (1 + (t - 1) * group["lr_decay"])

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import check_bool, check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_betas, check_common, decay_scalars, direction, lerp, weight_decayed, with_defaults
 
@@ -113,13 +113,13 @@ class Adam(Optimizer):
         check_range("eps", group["eps"], 0.0)
         check_bool("amsgrad", group["amsgrad"])
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         lr, (beta1, beta2), convention = group["lr"], group["betas"], group["convention"]
         l2, decay = decay_scalars(group, decoupled=self._decoupled or convention == "keras")
         if convention == "torch":
             step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
         else:
-            step_size, bc2_sqrt = epsilon_hat_step_size(lr, beta1, beta2, t, flat.dtype), 1.0
+            step_size, bc2_sqrt = epsilon_hat_step_size(lr, beta1, beta2, t, run.dtype), 1.0
         scalars = (step_size, 1 - beta1, beta2, 1 - beta2, bc2_sqrt, group["eps"], l2, decay, direction(group))
         if group["amsgrad"]:
             return amsgrad_rule, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), scalars

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._checks import check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_betas, check_common, decay_scalars, direction, lerp, weight_decayed, with_defaults
 
@@ -62,7 +62,7 @@ class Adamax(Optimizer):
         check_betas(group["betas"])
         check_range("eps", group["eps"], 0.0)
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         keras = group["convention"] == "keras"
         (beta1, beta2), eps = group["betas"], group["eps"]
         l2, decay = decay_scalars(group, decoupled=keras)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._checks import check_bool, check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .adam import decayed_moments
 from .common import check_betas, check_common, decay_scalars, direction, with_defaults
@@ -74,16 +74,16 @@ class NAdam(Optimizer):
         check_range("momentum_decay", group["momentum_decay"], 0.0)
         check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         lr, (beta1, beta2), psi = group["lr"], group["betas"], group["momentum_decay"]
         decoupled = group["decoupled_weight_decay"] or group["convention"] == "keras"
         l2, decay = decay_scalars(group, decoupled)
         # torch keeps Π_t in a float32 tensor; Keras computes all of these in the variable's dtype
-        x = flat.dtype.type if group["convention"] == "keras" else float
+        x = run.dtype.type if group["convention"] == "keras" else float
         store = x if group["convention"] == "keras" else np.float32
         mu, mu_next = momentum_cache(x(beta1), x(psi), x(t), x), momentum_cache(x(beta1), x(psi), x(t + 1), x)
-        mu_product = store(x(flat.scalars.get("mu_product", 1.0)) * x(mu))
-        flat.scalars["mu_product"] = float(mu_product)
+        mu_product = store(x(run.scalars.get("mu_product", 1.0)) * x(mu))
+        run.scalars["mu_product"] = float(mu_product)
         mu_product = x(mu_product)
         g_coef = -x(lr) * (x(1) - mu) / (x(1) - mu_product)
         m_coef = (-x(lr) * mu_next) / (x(1) - mu_product * mu_next)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import check_bool, check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .adam import decayed_moments
 from .common import check_betas, check_common, decay_scalars, direction
@@ -71,7 +71,7 @@ class RAdam(Optimizer):
         check_range("eps", group["eps"], 0.0)
         check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         (beta1, beta2), lr = group["betas"], group["lr"]
         l2, decay = decay_scalars(group, group["decoupled_weight_decay"])
         adaptive, rect = rectification(beta2, t)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .._checks import check_bool, check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_common, check_unit, decay_scalars, direction, lerp, weight_decayed, with_defaults
 
@@ -108,7 +108,7 @@ class RMSprop(Optimizer):
         check_range("momentum", group["momentum"], 0.0)
         check_bool("centered", group["centered"])
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         keras = group["convention"] == "keras"
         lr, alpha, mu, centered = group["lr"], group["alpha"], group["momentum"], group["centered"]
         l2, decay = decay_scalars(group, decoupled=keras)

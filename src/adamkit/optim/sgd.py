@@ -6,7 +6,7 @@ from typing import Any
 
 from .._checks import check_bool, check_range
 from ..elementwise import elementwise
-from ..flat import FlatBuffer
+from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
 
@@ -97,7 +97,7 @@ class SGD(Optimizer):
         if group["nesterov"] and group["convention"] == "dezero":
             raise ValueError("nesterov=True has no DeZero form; use convention='torch' or 'keras'")
 
-    def _plan(self, group: dict[str, Any], flat: FlatBuffer, t: int) -> Plan:
+    def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         lr, mu, convention = group["lr"], group["momentum"], group["convention"]
         l2, decay = decay_scalars(group, decoupled=convention == "keras")
         common = (lr, l2, decay, direction(group))
@@ -105,6 +105,6 @@ class SGD(Optimizer):
             return sgd_rule, (), common
         if convention != "torch":
             return velocity_rule, ("velocity",), (*common, mu, group["nesterov"])
-        first = "momentum_buffer" not in flat.state
+        first = t == 1 or "momentum_buffer" not in run.state
         buf_decay, keep = (0.0, 1.0) if first else (mu, 1.0 - group["dampening"])
         return momentum_rule, ("momentum_buffer",), (*common, buf_decay, keep, mu, group["nesterov"])
