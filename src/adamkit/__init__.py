@@ -4,7 +4,9 @@ Every optimizer's math is written once as an elementwise rule; ``engine="numpy"`
 arrays (the reference), ``engine="fused"`` (default) inlines it into one parallel loop over a flat buffer.
 """
 
+from . import hooks
 from .frontends.minimize import MinimizeResult, minimize
+from .hooks import ClipGradNorm, ClipGradValue, DecoupledWeightDecay, FreezeParam, WeightDecay
 from .optim.adadelta import Adadelta
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
@@ -16,17 +18,8 @@ from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
-    "SGD",
-    "Adagrad",
-    "RMSprop",
-    "Adadelta",
-    "Adam",
-    "AdamW",
-    "Adamax",
-    "NAdam",
-    "RAdam",
-    "Optimizer",
-    "minimize",
-    "MinimizeResult",
-]
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Optimizer",
+    "minimize", "MinimizeResult",
+    "hooks", "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
+]  # fmt: skip
 __version__ = "0.1.0"

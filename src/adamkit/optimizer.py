@@ -19,6 +19,7 @@ import numpy as np
 from ._checks import check_choice
 from .engine import ENGINES, Rule
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
+from .hooks import Hook
 
 Params = MutableMapping[str, np.ndarray] | list | None
 Grads = Mapping[str, Any] | Sequence[Any]
@@ -61,6 +62,7 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self._flats: list[list[FlatBuffer]] = []
         self._where: dict[str, tuple[FlatBuffer, Segment]] = {}
+        self.hooks: list[Hook] = []
         self._check(self.defaults)
         if params is None:  # parameters come later: add_param_group, setup(model), minimize(...)
             return
@@ -102,6 +104,30 @@ class Optimizer:
         self.param_groups.append(group)
         self._flats.append(flats)
 
+    def setup(self, model: Any) -> Optimizer:
+        """DeZero/Chainer style: take ``model.params()`` and bind their ``.data`` to flat views; returns self."""
+        from .frontends.dezero import setup
+
+        return setup(self, model)
+
+    def update(self) -> None:
+        """DeZero/Chainer style: one step from each bound parameter's ``.grad`` (None: skipped this step)."""
+        from .frontends.dezero import update
+
+        update(self)
+
+    def add_hook(self, hook: Hook) -> None:
+        """Run ``hook`` before every update, after the hooks added earlier (see ``adamkit.hooks``)."""
+        if not isinstance(hook, Hook):
+            raise TypeError(f"hook must be an adamkit.hooks.Hook, got {type(hook).__name__}")
+        self.hooks.append(hook)
+
+    def flat_buffers(self) -> Iterator[tuple[dict[str, Any], FlatBuffer]]:
+        """``(param group, flat buffer)`` pairs: one buffer per group and dtype."""
+        for group, flats in zip(self.param_groups, self._flats):
+            for flat in flats:
+                yield group, flat
+
     @property
     def params(self) -> NamedViews:
         """Every parameter, by name, as a live view into its flat buffer."""
@@ -128,6 +154,12 @@ class Optimizer:
         matched = self._match_grads(grads) if grads is not None else []
         for (flat, seg), array in matched:
             seg.view(flat.grad)[...] = array
+        skipped = set(skip)
+        for hook in self.hooks:
+            hook.check(self, skipped)
+        for hook in self.hooks:
+            hook(self, skipped)
+        skip = frozenset(skipped)
         run = ENGINES[self.engine]
         for group, flats in zip(self.param_groups, self._flats):
             for flat in flats:
