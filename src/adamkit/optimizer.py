@@ -63,6 +63,8 @@ class Optimizer:
         self._flats: list[list[FlatBuffer]] = []
         self._where: dict[str, tuple[FlatBuffer, Segment]] = {}
         self.hooks: list[Hook] = []
+        self._param_views: dict[str, np.ndarray] = {}
+        self._grad_views: dict[str, np.ndarray] = {}
         self._check(self.defaults)
         if params is None:  # parameters come later: add_param_group, setup(model), minimize(...)
             return
@@ -83,7 +85,7 @@ class Optimizer:
             raise ValueError(f"parameter names must be unique across groups; repeated: {taken or named}")
         seen: set[int] = set()
         for name, array in named:
-            if id(array) in seen or any(array is seg.view(flat.data) for flat, seg in self._where.values()):
+            if id(array) in seen or any(array is view for view in self._param_views.values()):
                 raise ValueError(f"parameter {name!r} appears more than once")
             seen.add(id(array))
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k not in self._STRUCTURE}}
@@ -97,6 +99,8 @@ class Optimizer:
             for seg in flat.segments:
                 views[seg.name] = seg.view(flat.data)
                 self._where[seg.name] = (flat, seg)
+                self._param_views[seg.name] = views[seg.name]
+                self._grad_views[seg.name] = seg.view(flat.grad)
         names = [name for name, _ in named]
         _rebind(container, names, views)
         group["params"] = [views[n] for n in names]
@@ -131,12 +135,12 @@ class Optimizer:
     @property
     def params(self) -> NamedViews:
         """Every parameter, by name, as a live view into its flat buffer."""
-        return NamedViews({name: seg.view(flat.data) for name, (flat, seg) in self._where.items()})
+        return NamedViews(self._param_views)
 
     @property
     def grads(self) -> NamedViews:
         """Every gradient, by name, as a writable view: fill them in place, then call ``step()``."""
-        return NamedViews({name: seg.view(flat.grad) for name, (flat, seg) in self._where.items()})
+        return NamedViews(self._grad_views)
 
     # ------------------------------------------------------------------------------------------- step
     def step(self, grads: Grads | None = None) -> None:
