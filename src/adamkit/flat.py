@@ -81,7 +81,13 @@ class FlatBuffer:
             self.state[name] = np.full(self.size, fill, dtype=self.dtype)
         return self.state[name]
 
-    def index(self, members: list[int]) -> np.ndarray:
-        """Element indices of the segments ``members``, for gathering them into a dense array."""
-        segs = [self.segments[i] for i in members]
-        return np.concatenate([np.arange(s.offset, s.offset + s.size) for s in segs] + [np.zeros(0, np.intp)])
+    def ranges(self, members: list[int]) -> list[tuple[int, int]]:
+        """The segments ``members`` (ascending) as maximal contiguous ``(start, stop)`` element ranges."""
+        out: list[tuple[int, int]] = []
+        for i in members:
+            seg = self.segments[i]
+            if out and out[-1][1] == seg.offset:
+                out[-1] = (out[-1][0], seg.offset + seg.size)
+            else:
+                out.append((seg.offset, seg.offset + seg.size))
+        return out

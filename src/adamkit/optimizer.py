@@ -175,19 +175,17 @@ class Optimizer:
                     self._update(run, group, flat, members, steps_done + 1)
 
     def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int], t: int) -> None:
-        """Step ``t`` of the segments ``members`` of ``flat``: in place when they are the whole buffer,
-        else gathered into dense arrays, stepped by the same engine, and scattered back."""
+        """Step ``t`` of the segments ``members`` of ``flat``, in place: one kernel call per contiguous run
+        of them (one call in all when they are the whole buffer)."""
         view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0]]))
         rule, slots, scalars = self._plan(group, view, t)
         arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
+        scalars = _cast(scalars, flat.dtype)
         if len(members) == len(flat.segments):
-            run(rule, flat.data, flat.grad, arrays, _cast(scalars, flat.dtype))
+            run(rule, flat.data, flat.grad, arrays, scalars)
         else:
-            ix = flat.index(members)
-            dense = [flat.data[ix], *(a[ix] for a in arrays)]
-            run(rule, dense[0], flat.grad[ix], dense[1:], _cast(scalars, flat.dtype))
-            for target, values in zip((flat.data, *arrays), dense):
-                target[ix] = values
+            for a, b in flat.ranges(members):
+                run(rule, flat.data[a:b], flat.grad[a:b], [s[a:b] for s in arrays], scalars)
         for i in members:
             flat.steps[i] = t
             flat.scalars[i] = dict(view.scalars)
