@@ -11,6 +11,7 @@ views *are* the parameters, and a step updates them in place. A subclass supplie
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from ._checks import check_choice
 from .engine import ENGINES, Rule
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
 from .hooks import Hook
+from .schedules import Schedule
 
 Params = MutableMapping[str, np.ndarray] | list | None
 Grads = Mapping[str, Any] | Sequence[Any]
@@ -59,6 +61,15 @@ class Optimizer:
     def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused"):
         self.engine = check_choice("engine", engine, tuple(ENGINES))
         self.defaults = dict(defaults)
+        self._schedule: Schedule | None = None
+        self._schedule_t, self._base_lrs = 0, []
+        schedule = self.defaults["lr"]
+        if isinstance(schedule, Schedule):
+            if schedule.lr is None:
+                raise ValueError(
+                    f"lr={schedule!r}: a schedule passed as lr needs its base lr, e.g. lr=StepLR(10, lr=0.1)"
+                )
+            self.defaults["lr"] = schedule.lr
         self.param_groups: list[dict[str, Any]] = []
         self._flats: list[list[FlatBuffer]] = []
         self._where: dict[str, tuple[FlatBuffer, Segment]] = {}
@@ -66,12 +77,34 @@ class Optimizer:
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._check(self.defaults)
-        if params is None:  # parameters come later: add_param_group, setup(model), minimize(...)
+        if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
+            for group in _as_groups(params):
+                self.add_param_group(group)
+            if not self._where:
+                raise ValueError("params is empty: the optimizer needs at least one parameter")
+        if isinstance(schedule, Schedule):
+            self.schedule = schedule
+
+    @property
+    def schedule(self) -> Schedule | None:
+        """The learning-rate schedule driving every group's ``lr`` before each step (None: lr as set)."""
+        return self._schedule
+
+    @schedule.setter
+    def schedule(self, schedule: Schedule | None) -> None:
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be an adamkit.schedules.Schedule or None, got {type(schedule).__name__}")
+        self._schedule, self._schedule_t, self._base_lrs = schedule, 0, []
+        self._apply_schedule()
+
+    def _apply_schedule(self) -> None:
+        """Set each group's lr to the schedule's value for the next step (base lrs taken on first sight)."""
+        if self._schedule is None:
             return
-        for group in _as_groups(params):
-            self.add_param_group(group)
-        if not self._where:
-            raise ValueError("params is empty: the optimizer needs at least one parameter")
+        for group in self.param_groups[len(self._base_lrs) :]:
+            self._base_lrs.append(self._schedule.lr if self._schedule.lr is not None else group["lr"])
+        for group, lr in zip(self.param_groups, self._schedule.lrs(self._base_lrs, self._schedule_t)):
+            group["lr"] = lr
 
     # ----------------------------------------------------------------------------------------- groups
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -153,6 +186,7 @@ class Optimizer:
 
     def _step(self, grads: Grads | None, skip: frozenset[str]) -> None:
         """One update of every parameter not named in ``skip`` (their gradient, state and step are untouched)."""
+        self._apply_schedule()
         for group in self.param_groups:
             self._check(group)
         matched = self._match_grads(grads) if grads is not None else []
@@ -173,6 +207,9 @@ class Optimizer:
                     by_step.setdefault(flat.steps[i], []).append(i)
                 for steps_done, members in by_step.items():
                     self._update(run, group, flat, members, steps_done + 1)
+        if self._schedule is not None:
+            self._schedule_t += 1
+            self._apply_schedule()
 
     def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int], t: int) -> None:
         """Step ``t`` of the segments ``members`` of ``flat``, in place: one kernel call per contiguous run
@@ -254,7 +291,13 @@ class Optimizer:
             saved = {k: v for k, v in group.items() if k not in self._STRUCTURE}
             saved["params"] = list(group["param_names"])
             groups.append(saved)
-        return {"state": state, "param_groups": groups}
+        saved: dict[str, Any] = {"state": state, "param_groups": groups}
+        if self._schedule is not None:
+            saved["schedule"] = {
+                "type": type(self._schedule).__name__, "t": self._schedule_t, "base_lrs": list(self._base_lrs),
+                "state": copy.deepcopy(self._schedule.state_dict()),
+            }  # fmt: skip
+        return saved
 
     def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
         """Restore hyperparameters, step counts and state slots saved by ``state_dict``.
@@ -271,6 +314,9 @@ class Optimizer:
             group = {**ours, **{k: v for k, v in saved.items() if k not in self._STRUCTURE}}
             self._check(group)
             new_groups.append(group)
+        schedule = state_dict.get("schedule")
+        if schedule is not None and type(self._schedule).__name__ != schedule["type"]:
+            raise ValueError(f"state_dict has a {schedule['type']} schedule: attach one (opt.schedule = ...) first")
         saved_state = state_dict["state"]
         unknown = [n for n in saved_state if n not in self._where]
         if unknown:
@@ -284,6 +330,10 @@ class Optimizer:
                 flat.steps, flat.state, flat.scalars = steps, slots, scalars
         for ours, group in zip(self.param_groups, new_groups):
             ours.update(group)
+        if schedule is not None:
+            self._schedule_t, self._base_lrs = int(schedule["t"]), list(schedule["base_lrs"])
+            self._schedule.load_state_dict(copy.deepcopy(schedule["state"]))  # type: ignore[union-attr]
+            self._apply_schedule()
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} (engine={self.engine!r})"]
