@@ -133,3 +133,12 @@ def test_freeze_unknown_name_refused():
         opt.step({k: np.ones_like(v) for k, v in params.items()})
     with pytest.raises(TypeError, match="Hook"):
         opt.add_hook(lambda o, s: None)
+
+
+def test_frozen_parameter_with_inf_gradient_does_not_refuse_clipping():
+    params, opt = run(lambda p: adamkit.SGD(p, lr=0.1), [FreezeParam("w"), ClipGradNorm(1.0)], steps=2)
+    frozen = params["w"].copy()
+    grads = {k: np.ones_like(v) for k, v in params.items()}
+    grads["w"][0, 0] = np.inf
+    opt.step(grads)
+    assert np.array_equal(params["w"], frozen) and np.all(np.isfinite(params["b"]))

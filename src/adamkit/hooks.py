@@ -23,7 +23,7 @@ class Hook:
     """Base hook: override ``__call__`` (and ``check`` if it can refuse a step)."""
 
     def check(self, opt: Optimizer, skip: set[str]) -> None:
-        """Raise if the step must be refused; must not write anything."""
+        """Raise if the step must be refused; must not write to parameters, gradients or state."""
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
         raise NotImplementedError
@@ -116,9 +116,11 @@ class FreezeParam(Hook):
         self.names = tuple(names)
 
     def check(self, opt: Optimizer, skip: set[str]) -> None:
+        """Validate the names and mark them skipped already here, so later hooks' checks leave them out."""
         unknown = [n for n in self.names if n not in opt.params]
         if unknown:
             raise KeyError(f"FreezeParam: unknown parameter names {unknown}; known: {list(opt.params)}")
+        skip.update(self.names)
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
         skip.update(self.names)

@@ -116,9 +116,9 @@ class Optimizer:
         taken = [name for name, _ in named if name in self._where]
         if taken or len({n for n, _ in named}) != len(named):
             raise ValueError(f"parameter names must be unique across groups; repeated: {taken or named}")
-        seen: set[int] = set()
+        seen = {id(view) for view in self._param_views.values()}
         for name, array in named:
-            if id(array) in seen or any(array is view for view in self._param_views.values()):
+            if id(array) in seen:
                 raise ValueError(f"parameter {name!r} appears more than once")
             seen.add(id(array))
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k not in self._STRUCTURE}}
