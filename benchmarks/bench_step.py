@@ -58,13 +58,19 @@ def floor_kernel(n_read: int, n_write: int):
 
 
 def median_ms(contenders: dict, runs: int, warmup: int = 3) -> dict:
-    """Median ms per call of each contender, timed interleaved (one call each per round) so drift hits all alike."""
+    """Median ms per call of each contender, timed interleaved (one call each per round) so drift hits all alike.
+
+    Each timed call follows an untimed one of the same contender: torch and numba each run an OpenMP pool
+    whose threads spin after a parallel region, so a call right after *another* runtime's call would pay for
+    that runtime's spinning threads (and a call after an idle pause, for waking its own).
+    """
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     times: dict = {name: [] for name in contenders}
     for _ in range(runs):
         for name, fn in contenders.items():
+            fn()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

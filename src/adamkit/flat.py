@@ -56,6 +56,7 @@ class FlatBuffer:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     steps: list[int] = field(default_factory=list)
     scalars: list[dict[str, float]] = field(default_factory=list)
+    uniform: bool = True  # all segments share one step count (the fast path: no per-segment work)
 
     @classmethod
     def pack(cls, named: list[tuple[str, np.ndarray]]) -> FlatBuffer:

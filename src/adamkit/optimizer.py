@@ -201,28 +201,34 @@ class Optimizer:
         run = ENGINES[self.engine]
         for group, flats in zip(self.param_groups, self._flats):
             for flat in flats:
-                active = [i for i, seg in enumerate(flat.segments) if seg.name not in skip]
+                if flat.uniform and not (skip and any(seg.name in skip for seg in flat.segments)):
+                    self._update(run, group, flat, None, flat.steps[0] + 1)
+                    continue
                 by_step: dict[int, list[int]] = {}
-                for i in active:
-                    by_step.setdefault(flat.steps[i], []).append(i)
+                for i, seg in enumerate(flat.segments):
+                    if seg.name not in skip:
+                        by_step.setdefault(flat.steps[i], []).append(i)
                 for steps_done, members in by_step.items():
                     self._update(run, group, flat, members, steps_done + 1)
+                flat.uniform = len(set(flat.steps)) == 1
         if self._schedule is not None:
             self._schedule_t += 1
             self._apply_schedule()
 
-    def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int], t: int) -> None:
-        """Step ``t`` of the segments ``members`` of ``flat``, in place: one kernel call per contiguous run
-        of them (one call in all when they are the whole buffer)."""
-        view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0]]))
+    def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int] | None, t: int) -> None:
+        """Step ``t`` of the segments ``members`` of ``flat`` (None: all of them, one kernel call), in place:
+        one kernel call per contiguous run of them."""
+        view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0] if members else 0]))
         rule, slots, scalars = self._plan(group, view, t)
         arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
         scalars = _cast(scalars, flat.dtype)
-        if len(members) == len(flat.segments):
+        if members is None:
             run(rule, flat.data, flat.grad, arrays, scalars)
-        else:
-            for a, b in flat.ranges(members):
-                run(rule, flat.data[a:b], flat.grad[a:b], [s[a:b] for s in arrays], scalars)
+            n = len(flat.segments)
+            flat.steps, flat.scalars = [t] * n, [view.scalars] * n  # one shared dict, replaced, never mutated
+            return
+        for a, b in flat.ranges(members):
+            run(rule, flat.data[a:b], flat.grad[a:b], [s[a:b] for s in arrays], scalars)
         for i in members:
             flat.steps[i] = t
             flat.scalars[i] = dict(view.scalars)
@@ -328,6 +334,7 @@ class Optimizer:
         for flats, states in zip(self._flats, restored):
             for flat, (steps, slots, scalars) in zip(flats, states):
                 flat.steps, flat.state, flat.scalars = steps, slots, scalars
+                flat.uniform = len(set(steps)) == 1 and all(s == scalars[0] for s in scalars)
         for ours, group in zip(self.param_groups, new_groups):
             ours.update(group)
         if schedule is not None:
