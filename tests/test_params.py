@@ -89,3 +89,28 @@ def test_zero_d_and_empty_tensors_update():
     opt.step({"s": np.array(2.0), "e": np.zeros((0, 3))})
     assert params["s"].shape == () and float(params["s"]) == 0.0
     assert params["e"].shape == (0, 3)
+
+
+def test_one_contiguous_buffer_per_group_and_dtype():
+    g1 = {"a": np.ones(3), "b": np.ones((2, 2)), "s": np.array(1.0), "e": np.zeros((0, 3))}
+    g2 = {"c": np.ones(4), "d": np.ones(2, np.float32)}
+    adamkit.Adam([{"params": g1}, {"params": g2, "lr": 0.5}])
+    (b1,) = {id(base_of(v)) for v in g1.values()}
+    assert id(base_of(g2["c"])) != b1 and base_of(g2["c"]) is not base_of(g2["d"])
+    base = base_of(g1["a"])
+    assert base.flags["C_CONTIGUOUS"] and base.size >= 3 + 4 + 1
+    for v in g1.values():
+        assert v.size == 0 or np.shares_memory(v, base)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_list_form_equals_dict_form(dtype):
+    as_dict = make_params(dtype)
+    as_list = [v.copy() for v in as_dict.values()]
+    a = adamkit.Adam(as_dict, lr=0.01, amsgrad=True)
+    b = adamkit.Adam(as_list, lr=0.01, amsgrad=True)
+    for grads in grad_stream(as_dict, 20):
+        a.step(grads)
+        b.step(list(grads.values()))
+    for x, y in zip(as_dict.values(), as_list):
+        assert np.array_equal(x, y) and x.shape == y.shape
