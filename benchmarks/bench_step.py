@@ -40,6 +40,7 @@ OPTIMIZERS = [
     ("radam", lambda p: adamkit.RAdam(p), ("RAdam", {}), 4, 3),
 ]  # fmt: skip
 WORKLOADS = [(1, 10_000_000), (1000, 1000), (200, 50_000)]
+SETTLE_S = 1e-3  # untimed calls of a contender right before each timed call, see median_ms
 FIRST_FIVE = 5  # the issue #2 optimizers run every workload; the rest run 1 × 10M (issue #3)
 
 
@@ -60,9 +61,11 @@ def floor_kernel(n_read: int, n_write: int):
 def median_ms(contenders: dict, runs: int, warmup: int = 3) -> dict:
     """Median ms per call of each contender, timed interleaved (one call each per round) so drift hits all alike.
 
-    Each timed call follows an untimed one of the same contender: torch and numba each run an OpenMP pool
-    whose threads spin after a parallel region, so a call right after *another* runtime's call would pay for
-    that runtime's spinning threads (and a call after an idle pause, for waking its own).
+    Each timed call follows untimed calls of the same contender for at least ``SETTLE_S``: torch and numba each
+    run an OpenMP pool whose threads spin after a parallel region, so a call right after *another* runtime's
+    call pays for that runtime's spinning threads (and a call after an idle pause, for waking its own). One
+    untimed call is not enough for sub-millisecond steps: at 1000 × 1000 it inflated adamkit and the floor by
+    0.06-0.09 ms.
     """
     for fn in contenders.values():
         for _ in range(warmup):
@@ -70,7 +73,10 @@ def median_ms(contenders: dict, runs: int, warmup: int = 3) -> dict:
     times: dict = {name: [] for name in contenders}
     for _ in range(runs):
         for name, fn in contenders.items():
+            settled = time.perf_counter() + SETTLE_S
             fn()
+            while time.perf_counter() < settled:
+                fn()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

@@ -110,7 +110,15 @@ CASES: list[Case] = [
         "keras",
         keras=("Adagrad", dict(learning_rate=0.01, weight_decay=0.05)),
     ),
+    Case(
+        "adagrad-keras-initial-acc",
+        adamkit.Adagrad,
+        dict(lr=0.02, initial_accumulator_value=0.5, eps=1e-6, convention="keras"),
+        "keras",
+        keras=("Adagrad", dict(learning_rate=0.02, initial_accumulator_value=0.5, epsilon=1e-6)),
+    ),
     Case("adagrad-dezero", adamkit.Adagrad, dict(lr=0.01, convention="dezero"), "dezero"),
+    Case("adagrad-dezero-defaults", adamkit.Adagrad, dict(convention="dezero"), "dezero"),
     # --- RMSprop -------------------------------------------------------------------------------------
     Case("rmsprop", adamkit.RMSprop, dict(lr=0.01), groups=True),
     Case("rmsprop-centered", adamkit.RMSprop, dict(lr=0.01, centered=True, weight_decay=0.02)),
@@ -133,6 +141,14 @@ CASES: list[Case] = [
         # s − ḡ² cancels, amplifying the 1-ulp gap between Keras's ρ·ḡ + (1−ρ)·g and the lerp form: issue's 1e-5
         keras_tol=1e-5,
     ),
+    Case("rmsprop-keras-defaults", adamkit.RMSprop, dict(convention="keras"), "keras", keras=("RMSprop", {})),
+    Case(
+        "rmsprop-keras-centered",
+        adamkit.RMSprop,
+        dict(lr=0.01, centered=True, convention="keras"),
+        "keras",
+        keras=("RMSprop", dict(learning_rate=0.01, centered=True)),
+    ),
     Case(
         "rmsprop-keras-momentum",
         adamkit.RMSprop,
@@ -150,6 +166,14 @@ CASES: list[Case] = [
         dict(lr=0.5, convention="keras"),
         "keras",
         keras=("Adadelta", dict(learning_rate=0.5)),
+    ),
+    Case("adadelta-keras-defaults", adamkit.Adadelta, dict(convention="keras"), "keras", keras=("Adadelta", {})),
+    Case(
+        "adadelta-keras-wd",
+        adamkit.Adadelta,
+        dict(lr=0.5, rho=0.9, weight_decay=0.02, convention="keras"),
+        "keras",
+        keras=("Adadelta", dict(learning_rate=0.5, rho=0.9, weight_decay=0.02)),
     ),
     Case("adadelta-dezero", adamkit.Adadelta, dict(convention="dezero"), "dezero"),
     # --- Adamax --------------------------------------------------------------------------------------

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 
 import numpy as np
 import pytest
-from conftest import make_params
+from conftest import build, grad_stream, make_params
+from registry import CASES
 
 import adamkit
 
@@ -127,3 +129,88 @@ def test_bad_group_hyperparameter_at_step_refused(key, value, match):
     with pytest.raises(ValueError, match=match):
         opt.step(grads)
     assert_unchanged(before, everything(params, opt))
+
+
+# --- generic over the registry: every optimizer class refuses the same bad values --------------------------
+def registry_classes():
+    return list(dict.fromkeys(c.cls for c in CASES))
+
+
+GENERIC_BAD = [
+    ("lr", -1.0),
+    ("lr", math.nan),
+    ("weight_decay", -0.1),
+    ("weight_decay", math.nan),
+    ("eps", -1e-8),
+    ("momentum", -0.5),
+    ("betas", (1.0, 0.999)),
+    ("betas", (0.9, 1.0)),
+    ("betas", (-0.1, 0.999)),
+    ("convention", "bogus"),
+    ("engine", "bogus"),
+]
+
+
+def generic_bad_table():
+    for cls in registry_classes():
+        accepted = inspect.signature(cls.__init__).parameters
+        for name, value in GENERIC_BAD:
+            if name in accepted:
+                yield pytest.param(cls, name, value, id=f"{cls.__name__}-{name}={value}")
+
+
+@pytest.mark.parametrize("cls, name, value", list(generic_bad_table()))
+def test_every_optimizer_refuses_bad_value_naming_it(cls, name, value):
+    with pytest.raises(ValueError, match=name):
+        cls(make_params(np.float64), **{"lr": 0.01, name: value})
+
+
+def everything_with_grads(params, opt):
+    params_copy, state = everything(params, opt)
+    return params_copy, state, {k: v.copy() for k, v in opt.grads.items()}
+
+
+def assert_all_unchanged(before, after):
+    assert_unchanged(before[:2], after[:2])
+    assert before[1]["state"].keys() == after[1]["state"].keys()
+    for k in before[2]:
+        assert before[2][k].tobytes() == after[2][k].tobytes(), ("grad", k)
+
+
+def primed_case(case, steps=3):
+    params = make_params(np.float64)
+    opt = build(case, params, groups=case.groups)
+    stream = list(grad_stream(params, steps + 1))
+    for g in stream[:steps]:
+        opt.step(g)
+    return params, opt, stream[steps]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_every_case_refuses_bad_lr_at_step_time_unchanged(case):
+    """A group's lr set to -1 after construction: step refused, params, state, step count, grads bitwise kept."""
+    params, opt, grads = primed_case(case)
+    opt.param_groups[-1]["lr"] = -1.0
+    before = everything_with_grads(params, opt)
+    with pytest.raises(ValueError, match="lr"):
+        opt.step(grads)
+    assert_all_unchanged(before, everything_with_grads(params, opt))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_every_case_refuses_bad_grads_unchanged(case):
+    """A grad of the wrong dtype (last tensor only): nothing, not even the other tensors' grads, is written."""
+    params, opt, grads = primed_case(case)
+    before = everything_with_grads(params, opt)
+    last = list(grads)[-1]
+    bad = {**grads, last: grads[last].astype(np.float32)}
+    with pytest.raises(TypeError, match="dtype"):
+        opt.step(bad)
+    bad = {**grads, last: np.zeros((7, 1))}
+    with pytest.raises(ValueError, match="shape"):
+        opt.step(bad)
+    with pytest.raises(KeyError, match="missing"):
+        opt.step({k: v for k, v in grads.items() if k != last})
+    assert_all_unchanged(before, everything_with_grads(params, opt))
+    opt.step(grads)  # and the optimizer still works afterwards
+    assert opt.state_dict()["state"] == {} or all(s["step"] == 4 for s in opt.state_dict()["state"].values())
