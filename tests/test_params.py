@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import grad_stream, make_params
+from registry import CASES
 
 import adamkit
 
@@ -114,3 +115,58 @@ def test_list_form_equals_dict_form(dtype):
         b.step(list(grads.values()))
     for x, y in zip(as_dict.values(), as_list):
         assert np.array_equal(x, y) and x.shape == y.shape
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_list_form_and_mixed_dtypes_equal_separate_dict_runs(case):
+    """For every case: a list of arrays, and one group mixing float32 and float64 tensors (interleaved), step
+    bit for bit like the same tensors given as separate single-dtype dicts."""
+    p64, p32 = make_params(np.float64, seed=3), make_params(np.float32, seed=4)
+    as_list = [v.copy() for v in p64.values()]
+    mixed = {}
+    for k in p64:
+        mixed[f"d{k}"], mixed[f"f{k}"] = p64[k].copy(), p32[k].copy()
+    runs = [case.cls(p, **case.kwargs) for p in (p64, p32, as_list, mixed)]
+    for g64, g32 in zip(grad_stream(p64, 15, seed=5), grad_stream(p32, 15, seed=6)):
+        runs[0].step(g64)
+        runs[1].step(g32)
+        runs[2].step(list(g64.values()))
+        runs[3].step({n: g for k in g64 for n, g in ((f"d{k}", g64[k]), (f"f{k}", g32[k]))})
+    for i, k in enumerate(p64):
+        assert as_list[i].dtype == np.float64 and np.array_equal(as_list[i], p64[k]), k
+        assert mixed[f"d{k}"].dtype == np.float64 and np.array_equal(mixed[f"d{k}"], p64[k]), k
+        assert mixed[f"f{k}"].dtype == np.float32 and np.array_equal(mixed[f"f{k}"], p32[k]), k
+    state_mixed = runs[3].state_dict()["state"]
+    for prefix, run in (("d", runs[0]), ("f", runs[1])):
+        for k, entry in run.state_dict()["state"].items():
+            for slot, value in entry.items():
+                assert np.array_equal(state_mixed[prefix + k][slot], value), (k, slot)
+
+
+def test_views_stay_live_across_steps_and_in_place_edits():
+    """The caller's arrays are the parameters: an in-place edit by the caller is what the next step reads."""
+    params = {"w": np.ones(3), "s": np.array(2.0)}
+    opt = adamkit.SGD(params, lr=0.5)
+    view = params["w"]
+    params["w"][...] = 10.0
+    opt.step({"w": np.ones(3), "s": np.array(1.0)})
+    assert params["w"] is view and np.array_equal(view, [9.5, 9.5, 9.5])
+    assert np.shares_memory(params["w"], opt.params["w"]) and opt.params[0] is params["w"]
+    assert float(params["s"]) == 1.5
+
+
+def test_grads_views_share_one_buffer_and_zero_grad():
+    params = make_params(np.float64)
+    opt = adamkit.Adam(params)
+    grads = opt.grads
+    bases = {id(base_of(g)) for g in grads.values()}
+    assert len(bases) == 1 and base_of(grads["w"]) is not base_of(params["w"])
+    for k, g in grads.items():
+        assert g.shape == params[k].shape and g.flags.writeable
+        g[...] = 1.0
+    opt.zero_grad()
+    assert all(g.size == 0 or not np.any(g) for g in grads.values())
+    before = {k: v.copy() for k, v in params.items()}
+    opt.step()  # zero gradients: Adam's update is 0 / (0 + eps) = 0
+    for k in params:
+        assert np.array_equal(params[k], before[k])
