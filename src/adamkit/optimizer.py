@@ -5,8 +5,12 @@ container the caller passed (a dict or a list) then holds live views into that b
 views *are* the parameters, and a step updates them in place. A subclass supplies only:
 
 - ``_check(group)``: validate the hyperparameters of one param group (raise, naming the argument);
-- ``_plan(group, flat, t)``: for step ``t``, the elementwise rule, the state slots it updates and the
-  scalars it takes.
+- ``_plan(group, run, t)``: for step ``t``, the elementwise rule, the state slots it updates and the
+  scalars it takes; ``run`` shows the dtype, state slots and host scalars of the tensors being stepped;
+- ``_slot_fill(group, slot)`` (optional): a state slot's initial value.
+
+Step counts are kept per parameter, as in torch.optim; hooks run before each update and a schedule sets each
+group's lr. Everything is validated before anything is written: a refused step changes nothing.
 """
 
 from __future__ import annotations
