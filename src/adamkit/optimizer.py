@@ -111,8 +111,12 @@ class Optimizer:
             group["lr"] = lr
 
     # ----------------------------------------------------------------------------------------- groups
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        """Add a group ``{"params": dict or list of arrays, **hyperparameters}``; its arrays become views."""
+    def add_param_group(self, param_group: dict[str, Any], *, packed: bool = False) -> None:
+        """Add a group ``{"params": dict or list of arrays, **hyperparameters}``.
+
+        ``packed=True`` (for front ends whose parameter objects may be rebound: DeZero, torch, minimize):
+        adamkit copies the arrays into one flat buffer it owns and puts views back into the container.
+        """
         if not isinstance(param_group, dict) or "params" not in param_group:
             raise TypeError("a param group must be a dict with a 'params' entry")
         container = param_group["params"]
