@@ -81,6 +81,7 @@ class Adam(Optimizer):
     ``convention="dezero"``: DeZero's Adam, the epsilon-hat update above with ``eps=1e-8`` and weight decay as
     L2 into the gradient (DeZero's WeightDecay hook).
 
+    ``decoupled_weight_decay=True`` (torch ≥ 2.6): weight decay as in :class:`AdamW`.
     ``amsgrad=True`` keeps ``v_max ← max(v_max, v)`` over the raw ``v`` and uses it in place of ``v``.
     State slots: ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``). ``None`` takes the convention's default.
     """
@@ -98,12 +99,13 @@ class Adam(Optimizer):
         amsgrad: bool = False,
         *,
         maximize: bool = False,
+        decoupled_weight_decay: bool = False,
         convention: str = "torch",
         engine: str = "fused",
     ):
         defaults = with_defaults(
             self._defaults, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-            amsgrad=amsgrad, maximize=maximize,
+            amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay or self._decoupled,
         )  # fmt: skip
         super().__init__(params, defaults, engine=engine)
 
@@ -112,10 +114,11 @@ class Adam(Optimizer):
         check_betas(group["betas"])
         check_range("eps", group["eps"], 0.0)
         check_bool("amsgrad", group["amsgrad"])
+        check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         lr, (beta1, beta2), convention = group["lr"], group["betas"], group["convention"]
-        l2, decay = decay_scalars(group, decoupled=self._decoupled or convention == "keras")
+        l2, decay = decay_scalars(group, decoupled=group["decoupled_weight_decay"] or convention == "keras")
         if convention == "torch":
             step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
         else:
