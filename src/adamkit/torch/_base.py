@@ -1,0 +1,335 @@
+"""``TorchOptimizer``: a ``torch.optim.Optimizer`` whose math is an adamkit core optimizer.
+
+Where parameters live (per torch param group):
+
+- CPU float32/float64 (and complex64/128, as real pairs like torch.optim): given to the core with
+  ``add_param_group(..., packed=True)``, which copies them into one flat buffer per dtype; each ``p.data`` is
+  rebound to ``torch.from_numpy`` of its view, so the fused numba kernel updates the model's storage in place.
+  After the first step ``p.grad`` is a view of the core's flat gradient buffer, so autograd accumulates into
+  it in place; a grad replaced behind our back (``zero_grad(set_to_none=True)``, DDP, a user) is copied in
+  ("gathered") and rebound at the next step. A ``p.data`` that is no longer our view is copied in and rebound.
+- Anything else (CUDA, bf16, fp16, or ``engine="torch"``): the same rule evaluated on whole torch tensors
+  (:mod:`._tensor_rule`), state kept in ``self.state`` as torch.optim keeps it.
+
+torch's ``param_groups`` are the source of truth for hyperparameters: they are copied into the core's groups
+before every step, so ``lr_scheduler`` and ``param_groups[i]["lr"] = ...`` work as with torch.optim.
+``self.state`` shows torch.optim's format (:mod:`._state`); entries written into it are read back.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from .._checks import check_choice
+from ..flat import Run
+from ..optimizer import Optimizer as CoreOptimizer
+from ..optimizer import _cast
+from ._state import State, export_entry, import_entry, scalar_tensor, steps_done
+from ._tensor_rule import torch_rule
+
+CORE_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+ENGINES = ("fused", "numpy", "torch")
+
+
+def _real(t: torch.Tensor) -> torch.Tensor:
+    """torch.optim steps complex tensors as real pairs; so do we."""
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+def _plain(value: Any) -> Any:
+    """A hyperparameter as the core takes it: tensors (lr, betas) become Python numbers."""
+    if isinstance(value, torch.Tensor):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+class _Bound:
+    """One CPU parameter whose storage is a view into the core's flat buffer."""
+
+    __slots__ = ("name", "param", "data", "grad", "ptr", "group")
+
+    def __init__(self, name: str, param: torch.Tensor, data: torch.Tensor, grad: torch.Tensor, group: int):
+        self.name, self.param, self.data, self.grad, self.group = name, param, data, grad, group
+        self.ptr = param.data_ptr()
+
+
+class TorchOptimizer(torch.optim.Optimizer):
+    """Base of every ``adamkit.torch`` optimizer (see the module docstring)."""
+
+    _core_class: ClassVar[type[CoreOptimizer]]
+    _torch_class: ClassVar[type[torch.optim.Optimizer]]
+    #: State entries that are host scalars (0-d tensors in torch's format), not slots.
+    _host_scalars: ClassVar[tuple[str, ...]] = ()
+    #: torch keeps a ``step`` tensor per parameter (SGD does not).
+    _stores_step: ClassVar[bool] = True
+    #: Slots torch creates for every parameter at construction (Adagrad's ``sum``), with step 0.
+    _eager_slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        hyper: dict[str, Any],
+        torch_flags: dict[str, Any],
+        *,
+        convention: str,
+        engine: str,
+    ):
+        name = type(self).__name__
+        if torch_flags.get("differentiable"):
+            raise ValueError(
+                f"adamkit.torch.{name}: differentiable=True is not supported (the step runs outside autograd); "
+                f"use torch.optim.{name} to differentiate through optimizer steps"
+            )
+        check_choice("engine", engine, ENGINES)
+        given = {k: v for k, v in hyper.items() if v is not None}
+        self._torch_class([torch.zeros(1)], **given, **torch_flags)  # torch's own checks and messages
+        self._core = self._core_class(
+            None, **{k: _plain(v) for k, v in given.items()}, convention=convention,
+            engine="numpy" if engine == "numpy" else "fused",
+        )  # fmt: skip
+        self.engine = engine
+        self._core_keys = tuple(self._core.defaults)
+        defaults = {k: given.get(k, v) for k, v in self._core.defaults.items()}
+        defaults.update(torch_flags)
+        self._bound: list[_Bound] = []
+        self._by_param: dict[int, _Bound] = {}
+        self._core_index: list[int | None] = []  # torch group → core group
+        self._tensor_params: list[list[torch.Tensor]] = []  # torch group → params stepped with torch ops
+        self._stale = False  # core state changed since self.state was last exported
+        super().__init__(params, defaults)
+
+    # ------------------------------------------------------------------------------------- state
+    @property  # type: ignore[override]
+    def state(self) -> State:
+        """torch.optim's per-parameter state; entries of core-held parameters are exported on demand."""
+        if self._stale:
+            self._export()
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self._state = State(value)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        torch_state = state.pop("state", None)
+        for group in state.get("param_groups", []):
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+        super().__setstate__(state)
+        if torch_state is not None:
+            self.state = torch_state
+            self._state.replaced = True
+
+    def _export(self) -> None:
+        """Write the core's state for every core-held parameter into ``self._state`` (torch's format)."""
+        saved = self._core.state_dict()["state"]
+        fill = self._core._slot_fill
+        eager = [{s: fill(self._core_hyper(g), s) for s in self._eager_slots} for g in self.param_groups]
+        for b in self._bound:
+            entry = export_entry(saved.get(b.name), b.param, self._host_scalars, self._stores_step, eager[b.group])
+            if entry is None:
+                dict.pop(self._state, b.param, None)
+            else:
+                dict.__setitem__(self._state, b.param, entry)
+        self._state.written.clear()
+        self._state.replaced = False
+        self._stale = False
+
+    def _import(self) -> None:
+        """Read entries written into ``self.state`` (by load_state_dict, ZeRO, a user) into the core."""
+        st = self._state
+        if not (st.replaced or st.written):
+            return
+        current = self._core.state_dict()
+        core_state = {} if st.replaced else current["state"]
+        for b in self._bound:
+            if st.replaced or id(b.param) in st.written:
+                entry = dict.get(st, b.param)
+                if entry:
+                    core_state[b.name] = import_entry(entry, self._host_scalars)
+                else:
+                    core_state.pop(b.name, None)
+        current["state"] = core_state
+        self._core.load_state_dict(current)
+        self._stale = True
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch.optim's ``load_state_dict`` (integer ids, torch's slot names), then the core takes the state."""
+        before = (copy.copy(self.param_groups), [dict(g) for g in self.param_groups], self._state)
+        super().load_state_dict(state_dict)
+        try:
+            self._sync_groups()
+            self._import()
+        except BaseException:
+            groups, contents, self._state = before
+            for g, c in zip(groups, contents):
+                g.clear()
+                g.update(c)
+            self.param_groups = groups
+            raise
+        self._export()
+
+    # ------------------------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's ``add_param_group``; CPU float params are then packed into the core's flat buffers."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            hyper = self._core_hyper(group)
+            self._core._check(hyper)
+            unique = list({id(p): p for p in group["params"]}.values())
+            fast = [p for p in unique if self._core_held(p)]
+            self._tensor_params.append([p for p in unique if not self._core_held(p)])
+            if not fast:
+                self._core_index.append(None)
+                return
+            start = len(self._bound)
+            names = [str(start + i) for i in range(len(fast))]
+            arrays = {n: _real(p.detach()).numpy() for n, p in zip(names, fast)}
+            self._core.add_param_group({"params": arrays, **hyper}, packed=True)
+            self._core_index.append(len(self._core.param_groups) - 1)
+        except BaseException:
+            self.param_groups.pop()
+            del self._tensor_params[len(self.param_groups) :], self._core_index[len(self.param_groups) :]
+            raise
+        for name, p in zip(names, fast):
+            self._bind(name, p)
+        self._stale = True
+
+    def _core_held(self, p: torch.Tensor) -> bool:
+        on_cpu = p.device.type == "cpu" and p.layout == torch.strided
+        return self.engine != "torch" and on_cpu and p.dtype in CORE_DTYPES
+
+    def _bind(self, name: str, p: torch.Tensor) -> None:
+        data, grad = torch.from_numpy(self._core.params[name]), torch.from_numpy(self._core.grads[name])
+        if p.is_complex():
+            data, grad = torch.view_as_complex(data), torch.view_as_complex(grad)
+        p.data = data
+        if p.grad is not None:
+            grad.copy_(p.grad.to_dense() if p.grad.is_sparse else p.grad)
+            p.grad = grad
+        b = _Bound(name, p, data, grad, len(self.param_groups) - 1)
+        self._bound.append(b)
+        self._by_param[id(p)] = b
+
+    def _core_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The core's hyperparameters of a torch group (tensor lr/betas as numbers)."""
+        return {k: _plain(group[k]) for k in self._core_keys}
+
+    def _sync_groups(self) -> None:
+        """torch's param_groups are the truth: copy their hyperparameters into the core's groups."""
+        for group, ci in zip(self.param_groups, self._core_index):
+            hyper = self._core_hyper(group)
+            self._core._check(hyper)
+            if ci is not None:
+                self._core.param_groups[ci].update(hyper)
+
+    # -------------------------------------------------------------------------------------- step
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient (grad None: skipped, as torch.optim)."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        with torch.no_grad():
+            self._import()
+            self._sync_groups()
+            skip = self._collect(self._bound)
+            if self._bound:
+                self._core._step(None, skip=frozenset(skip))
+            for group, params in zip(self.param_groups, self._tensor_params):
+                if params:
+                    hyper = self._core_hyper(group)
+                    for p in params:
+                        if p.grad is not None:
+                            self._tensor_step(hyper, p)
+        self._stale = True
+        return loss
+
+    def _collect(self, bound: list[_Bound]) -> list[str]:
+        """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
+        skip, dst, src, rebind = [], [], [], []
+        for b in bound:
+            p = b.param
+            if p.data_ptr() != b.ptr:
+                self._repair(b)
+            g = p.grad
+            if g is None:
+                skip.append(b.name)
+            elif g is not b.grad:
+                dst.append(_real(b.grad))
+                src.append(_real(g.to_dense() if g.is_sparse else g))
+                rebind.append(b)
+        if src:
+            torch._foreach_copy_(dst, src)
+            for b in rebind:
+                b.param.grad = b.grad
+        return skip
+
+    def _repair(self, b: _Bound) -> None:
+        """``p.data`` was replaced (model.to(), p.data = ...): copy the new values in and rebind."""
+        new = b.param.data
+        if new.device.type != "cpu" or new.dtype != b.data.dtype or new.shape != b.data.shape:
+            raise RuntimeError(
+                f"adamkit.torch: a parameter of shape {tuple(b.data.shape)} was moved or recast to {new.dtype} on "
+                f"{new.device} after the optimizer was created (it holds {b.data.dtype} on cpu); create the "
+                "optimizer after model.to(...), as torch recommends"
+            )
+        b.data.copy_(new)
+        b.param.data = b.data
+        b.ptr = b.param.data_ptr()
+
+    def _tensor_step(self, hyper: dict[str, Any], p: torch.Tensor) -> None:
+        """One step of ``p`` with the rule evaluated on torch tensors (its state in ``self._state``)."""
+        state = dict.get(self._state, p)
+        if state is None:
+            state = {}
+            dict.__setitem__(self._state, p, state)
+        g = p.grad.to_dense() if p.grad.is_sparse else p.grad
+        pr, gr = _real(p.detach()), _real(g)
+        work = pr.dtype if pr.dtype in (torch.float32, torch.float64) else torch.float32
+        t = steps_done(state) + 1
+        scalars = {k: float(state[k]) for k in self._host_scalars if k in state}
+        run = Run(np.dtype(str(work).removeprefix("torch.")), state, scalars)
+        rule, slots, args = self._core._plan(hyper, run, t)
+        args = tuple(a if isinstance(a, (bool, np.bool_)) else float(a) for a in _cast(args, run.dtype))
+        tensors = []
+        for s in slots:
+            if s not in state:
+                state[s] = torch.full_like(p.detach(), self._core._slot_fill(hyper, s))
+            tensors.append(_real(state[s]))
+        out = torch_rule(rule)(*(x.to(work) for x in (pr, gr, *tensors)), *args)
+        for target, value in zip((pr, *tensors), out):
+            target.copy_(value)
+        if self._stores_step:
+            state["step"] = scalar_tensor(t)
+        for k, v in run.scalars.items():
+            state[k] = scalar_tensor(v)
+
+    def _step_one(self, p: torch.Tensor) -> None:
+        """Step only ``p`` (used by :func:`step_in_backward`); its grad is then zeroed in place."""
+        with torch.no_grad():
+            self._import()
+            self._sync_groups()
+            b = self._by_param.get(id(p))
+            if b is not None:
+                if not self._collect([b]):
+                    self._core._step(None, skip=frozenset(x.name for x in self._bound if x is not b))
+                    b.grad.zero_()
+            else:
+                for group, params in zip(self.param_groups, self._tensor_params):
+                    if any(q is p for q in params) and p.grad is not None:
+                        self._tensor_step(self._core_hyper(group), p)
+                        p.grad.zero_()
+        self._stale = True
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace(type(self).__name__, f"adamkit.torch.{type(self).__name__}", 1)
