@@ -78,11 +78,12 @@ class NAdam(Optimizer):
         lr, (beta1, beta2), psi = group["lr"], group["betas"], group["momentum_decay"]
         decoupled = group["decoupled_weight_decay"] or group["convention"] == "keras"
         l2, decay = decay_scalars(group, decoupled)
-        # torch keeps Π_t in a float32 tensor; Keras computes all of these in the variable's dtype
+        # torch keeps Π_t in a float32 tensor (and multiplies it by μ_t in float32); Keras computes all of these
+        # in the variable's dtype
         x = run.dtype.type if group["convention"] == "keras" else float
         store = x if group["convention"] == "keras" else np.float32
         mu, mu_next = momentum_cache(x(beta1), x(psi), x(t), x), momentum_cache(x(beta1), x(psi), x(t + 1), x)
-        mu_product = store(x(run.scalars.get("mu_product", 1.0)) * x(mu))
+        mu_product = store(store(run.scalars.get("mu_product", 1.0)) * store(mu))
         run.scalars["mu_product"] = float(mu_product)
         mu_product = x(mu_product)
         g_coef = -x(lr) * (x(1) - mu) / (x(1) - mu_product)

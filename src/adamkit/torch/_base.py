@@ -159,6 +159,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                     core_state.pop(b.name, None)
         current["state"] = core_state
         self._core.load_state_dict(current)
+        st.written.clear()
+        st.replaced = False
         self._stale = True
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
