@@ -119,9 +119,11 @@ def test_param_groups_lr_edits_take_effect():
 
 
 def test_tensor_lr_as_torch_accepts_it():
-    ours_model, ref_model = twins("mlp", torch.float64)  # each its own lr tensor: schedulers fill_ it in place
-    ours = at.Adam(ours_model.parameters(), lr=torch.tensor(0.01))
-    ref = torch.optim.Adam(ref_model.parameters(), lr=torch.tensor(0.01))
+    # Each its own lr tensor (schedulers fill_ it in place). float64: torch does its scalar math in the lr tensor's
+    # dtype, adamkit in double, so a float32 lr tensor gives ~1e-8 relative differences per step.
+    ours_model, ref_model = twins("mlp", torch.float64)
+    ours = at.Adam(ours_model.parameters(), lr=torch.tensor(0.01, dtype=torch.float64))
+    ref = torch.optim.Adam(ref_model.parameters(), lr=torch.tensor(0.01, dtype=torch.float64))
     for opt, model in ((ours, ours_model), (ref, ref_model)):
         sched = S.ExponentialLR(opt, gamma=0.9)
         train(model, opt, batches("mlp", torch.float64, 20), sched)
