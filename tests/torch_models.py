@@ -20,10 +20,9 @@ def transformer(dtype: torch.dtype, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     # bias=False: attention's key bias has a zero true gradient (softmax ignores it), so Adam-like optimizers would
     # amplify its rounding noise into ±lr steps and no two implementations could agree on it.
-    layer = nn.TransformerEncoderLayer(d_model=8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True, bias=False)
-    return nn.Sequential(nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False), nn.Linear(8, 1)).to(
-        dtype
-    )
+    layer = nn.TransformerEncoderLayer(8, nhead=2, dim_feedforward=16, dropout=0.0, batch_first=True, bias=False)
+    encoder = nn.TransformerEncoder(layer, num_layers=1, enable_nested_tensor=False)
+    return nn.Sequential(encoder, nn.Linear(8, 1)).to(dtype)
 
 
 def batches(model_name: str, dtype: torch.dtype, steps: int, seed: int = 1):

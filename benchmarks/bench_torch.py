@@ -1,0 +1,147 @@
+"""adamkit.torch.Adam vs torch.optim.Adam (fused, foreach): one optimizer step on real model shapes, float32, CPU.
+
+Rows per model: adamkit with grads bound in place (``zero_grad(set_to_none=False)``: autograd accumulated into
+the flat gradient buffer), adamkit after ``set_to_none`` (each ``p.grad`` a new tensor: the step first gathers
+them into the buffer and rebinds), and that gather alone. Contenders are timed interleaved, medians after
+warm-up; ratios are what to read (absolute times drift on a shared machine).
+
+    python benchmarks/bench_torch.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numba
+import torch
+from torch import nn
+
+import adamkit.torch as at
+
+SETTLE_S = 1e-3  # untimed calls right before each timed one: see bench_step.median_ms
+
+
+def shapes(model: str, quick: bool) -> list[tuple[int, ...]]:
+    if model == "mlp":
+        layers = 10 if quick else 100
+        return [s for _ in range(layers) for s in ((512, 512), (512,))]
+    if model == "1000x1000":
+        return [(1000,)] * 1000
+    layer = nn.TransformerEncoderLayer(d_model=512, nhead=8, dim_feedforward=2048, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, num_layers=2 if quick else 6, enable_nested_tensor=False)
+    return [tuple(p.shape) for p in encoder.parameters()]
+
+
+def make_params(shape_list, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    params = [torch.randn(s, generator=g).requires_grad_() for s in shape_list]
+    grads = [1e-3 * torch.randn(s, generator=g) for s in shape_list]
+    return params, grads
+
+
+def timed(contenders: dict, runs: int, warmup: int = 3) -> dict:
+    """Median ms of each ``(setup, fn)``; only ``fn`` is timed; interleaved rounds so drift hits all alike."""
+    for setup, fn in contenders.values():
+        for _ in range(warmup):
+            setup()
+            fn()
+    times = {name: [] for name in contenders}
+    for _ in range(runs):
+        for name, (setup, fn) in contenders.items():
+            settled = time.perf_counter() + SETTLE_S
+            while True:
+                setup()
+                fn()
+                if time.perf_counter() >= settled:
+                    break
+            setup()
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def nothing():
+    pass
+
+
+def bench(model: str, quick: bool, runs: int) -> dict:
+    shape_list = shapes(model, quick)
+    contenders = {}
+    for impl in ("fused", "foreach"):
+        params, grads = make_params(shape_list)
+        for p, g in zip(params, grads):
+            p.grad = g
+        opt = torch.optim.Adam(params, lr=1e-3, **{impl: True})
+        contenders[f"torch_{impl}"] = (nothing, opt.step)
+
+    params, grads = make_params(shape_list)
+    bound = at.Adam(params, lr=1e-3)
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    bound.step()  # grads are now views of the flat gradient buffer
+    contenders["adamkit_bound"] = (nothing, bound.step)
+
+    params2, grads2 = make_params(shape_list)
+    unbound = at.Adam(params2, lr=1e-3)
+
+    def set_grads():  # what autograd does after zero_grad(set_to_none=True): new grad tensors
+        for p, g in zip(params2, grads2):
+            p.grad = g
+
+    contenders["adamkit_set_to_none"] = (set_grads, unbound.step)
+    contenders["gather"] = (set_grads, lambda: unbound._collect(unbound._bound))
+    row = {"model": model, "tensors": len(shape_list), "elements": sum(p.numel() for p in params)}
+    row.update({f"{k}_ms": v for k, v in timed(contenders, runs).items()})
+    for key in ("adamkit_bound", "adamkit_set_to_none"):
+        row[f"{key}_vs_fused"] = row["torch_fused_ms"] / row[f"{key}_ms"]
+        row[f"{key}_vs_foreach"] = row["torch_foreach_ms"] / row[f"{key}_ms"]
+    return row
+
+
+TARGETS = {"mlp": 1.2, "1000x1000": 10.0, "transformer": 1.2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller models, fewer runs (under a minute)")
+    parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_torch.json"))
+    args = parser.parse_args()
+    threads = min(2, os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    print(f"Adam step, float32, ms (median); torch {torch.__version__}, {threads} threads each")
+    print(
+        f"{'model':12s} {'tensors':>8s} {'elements':>11s} {'t.fused':>8s} {'t.foreach':>9s} {'ak bound':>9s}"
+        f" {'ak s2none':>9s} {'gather':>8s} {'fused/ak':>9s} {'foreach/ak':>10s} {'fused/ak s2n':>12s} target"
+    )
+    rows = []
+    for model in ("mlp", "1000x1000", "transformer"):
+        runs = 10 if args.quick else 50
+        row = bench(model, args.quick, runs)
+        rows.append(row)
+        print(
+            f"{model:12s} {row['tensors']:8d} {row['elements']:11,d} {row['torch_fused_ms']:8.3f}"
+            f" {row['torch_foreach_ms']:9.3f} {row['adamkit_bound_ms']:9.3f} {row['adamkit_set_to_none_ms']:9.3f}"
+            f" {row['gather_ms']:8.3f} {row['adamkit_bound_vs_fused']:8.2f}x {row['adamkit_bound_vs_foreach']:9.2f}x"
+            f" {row['adamkit_set_to_none_vs_fused']:11.2f}x  ≥{TARGETS[model]}x",
+            flush=True,
+        )
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "numba": numba.__version__, "quick": args.quick, "threads": threads}  # fmt: skip
+    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    print("ak bound: grads accumulated in place (zero_grad(set_to_none=False)); ak s2none: after set_to_none, the")
+    print("step gathers the new grads into the flat buffer and rebinds them (the 'gather' column alone).")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""torch's own optimizer test database (shipped in the wheel): every input trains as torch.optim does, every
+error input raises torch's error (or warning) with torch's message."""
+
+from __future__ import annotations
+
+import copy
+import re
+import warnings
+
+import pytest
+import torch
+
+pytest.importorskip("expecttest")  # torch.testing._internal imports it
+from torch.testing._internal.common_optimizers import OptimizerErrorEnum, optim_db  # noqa: E402
+from torch_models import batches, flat, mlp, rel_error, train  # noqa: E402
+
+import adamkit.torch as at  # noqa: E402
+
+INFOS = [info for info in optim_db if info.optim_cls.__name__ in at.__all__]
+
+
+def test_every_adamkit_torch_optimizer_has_torch_entries():
+    assert {i.optim_cls.__name__ for i in INFOS} == {n for n in at.__all__ if n[0].isupper() and n != "TorchOptimizer"}
+
+
+@pytest.mark.parametrize("info", INFOS, ids=lambda i: i.optim_cls.__name__)
+def test_optim_db_inputs_train_as_torch(info):
+    name = info.optim_cls.__name__
+    for optim_input in info.optim_inputs_func(device="cpu"):
+        kwargs = optim_input.kwargs
+        models = [mlp(torch.float64), mlp(torch.float64)]
+        ours = getattr(at, name)(models[0].parameters(), **copy.deepcopy(kwargs))
+        ref = info.optim_cls(models[1].parameters(), **copy.deepcopy(kwargs))
+        train(models[0], ours, batches("mlp", torch.float64, 15))
+        train(models[1], ref, batches("mlp", torch.float64, 15))
+        # a float32 lr tensor: torch does its scalar math in float32, adamkit in double (~1e-8 per step)
+        tol = 1e-6 if isinstance(kwargs.get("lr"), torch.Tensor) else 1e-10
+        assert rel_error(flat(models[0]), flat(models[1])) <= tol, optim_input.desc
+        assert rel_error(flat(models[0]), flat(mlp(torch.float64))) > 1e-4, optim_input.desc  # it did train
+
+
+@pytest.mark.parametrize("info", INFOS, ids=lambda i: i.optim_cls.__name__)
+def test_optim_db_error_inputs_raise_torchs_errors(info):
+    cls = getattr(at, info.optim_cls.__name__)
+    for error_input in info.optim_error_inputs_func(device="cpu", dtype=torch.float32):
+        given = error_input.optimizer_error_input
+        params, kwargs = given.params, given.kwargs
+        if error_input.error_on == OptimizerErrorEnum.CONSTRUCTION_ERROR:
+            if issubclass(error_input.error_type, Warning):
+                with pytest.warns(error_input.error_type, match=error_input.error_regex):
+                    cls(params, **kwargs)
+            else:
+                with pytest.raises(error_input.error_type, match=error_input.error_regex):
+                    cls(params, **kwargs)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opt = cls(params, **kwargs)
+            with pytest.raises(error_input.error_type, match=re.compile(error_input.error_regex)):
+                opt.step()
