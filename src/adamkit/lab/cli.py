@@ -152,7 +152,8 @@ def bench(quick, only, workloads, json_path) -> None:
         with open(json_path, "a"):
             pass
     except OSError as err:
-        raise click.BadParameter(f"cannot write {str(json_path)!r}: {err.strerror or err}", param_hint="'--json'")
+        why = f"cannot write {str(json_path)!r}: {err.strerror or err}"
+        raise click.BadParameter(why, param_hint="'--json'") from err
     console = _console()
     meta = bench_module.meta()
     table = Table(title=f"float32 step, median ms — numba threads {meta['numba_threads']}, torch {meta['torch']}")
