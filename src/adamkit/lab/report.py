@@ -94,7 +94,7 @@ def plot_losses(problem: dict[str, Any], path: Path) -> Path:
     window = 1
     for result, color in zip(problem["results"], _colors(len(problem["results"]))):
         steps, losses = _curves(result)
-        window = max(1, len(steps) // 100)
+        window = len(steps) // 100 if len(steps) >= 500 else 1
         with np.errstate(all="ignore"), _quiet_nan_warnings():
             if log:
                 losses = np.where(losses > 0, losses, np.nan)
