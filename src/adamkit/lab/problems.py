@@ -136,13 +136,13 @@ class Quadratic(Problem):
     lrs = {"GD": 0.01, "Momentum": 0.01, "Nesterov": 0.01, "AdaGrad": 0.5, "RMSprop": 0.01, "AdaDelta": 1.0}
     x = np.arange(-50, 50) / 10.0
     y = 2 * x**2 + 3 * x + 5
+    features = np.stack([x**2, x, np.ones_like(x)], axis=1)  # ŷ = features @ (w1, w2, b)
 
     def init(self, seed: int) -> Params:
         return {"w": np.ones(3)}
 
     def loss(self, params: Params, batch: Any = None) -> Any:
-        w = params["w"]
-        return anp.sqrt(anp.mean((w[0] * self.x**2 + w[1] * self.x + w[2] - self.y) ** 2))
+        return anp.sqrt(anp.mean((self.features @ params["w"] - self.y) ** 2))
 
 
 @register
