@@ -59,7 +59,7 @@ def test_seeds_tune_and_convention_in_the_table(tmp_path):
     (problem,) = data["problems"]
     rows = {row[0]: row for row in table_rows(result.output)}
     assert set(rows) == {"GD", "Adam"}
-    assert "skipped Nesterov (convention='dezero')" in result.output
+    assert "skipped Nesterov: nesterov=True has no DeZero form" in result.output
     for r in problem["results"]:
         name, lr, final, spread, reached, wall, note = rows[r["optimizer"]]
         assert r["tuned"] and r["lr"] in (0.01, 0.1) and set(r["tune_scores"]) == {"0.01", "0.1"}

@@ -111,3 +111,24 @@ def test_line_up_and_bad_settings():
     for bad in (dict(steps=0), dict(seeds=-1), dict(steps=1.5), dict(convention="jax"), dict(grid=[0.1, -1])):
         with pytest.raises(ValueError, match=next(iter(bad))):
             race(RaceSettings(**bad))
+
+
+def test_newer_optimizers_join_the_line_up_and_a_failing_one_is_noted(monkeypatch):
+    import adamkit
+
+    class Broken(adamkit.SGD):
+        """A newly exported optimizer that cannot run (e.g. one that needs matrices)."""
+
+        def step(self, grads=None):
+            raise RuntimeError("needs 2-D parameters")
+
+    monkeypatch.setattr(adamkit, "Broken", Broken, raising=False)
+    monkeypatch.setattr(adamkit, "__all__", [*adamkit.__all__, "Broken"])
+    assert racers()["Broken"] == (Broken, {})
+    report = race(RaceSettings(problems=["quadratic"], optimizers=["GD", "Broken"], steps=5))
+    problem = report["problems"][0]
+    assert [r["optimizer"] for r in problem["results"]] == ["GD"]
+    assert problem["skipped"] == [{"optimizer": "Broken", "reason": "failed: RuntimeError: needs 2-D parameters"}]
+    monkeypatch.setattr(adamkit.SGD, "step", Broken.step)  # a classic optimizer's failure is a real error
+    with pytest.raises(RuntimeError, match="needs 2-D"):
+        race(RaceSettings(problems=["quadratic"], optimizers=["GD"], steps=5))

@@ -124,7 +124,7 @@ def race(problems, optimizers, steps, seeds, tune, grid, convention, engine, tar
             shown.add_row(*row)
         console.print(shown)
         for skipped in problem["skipped"]:
-            console.print(f"skipped {skipped['optimizer']} (convention={convention!r}): {skipped['reason']}")
+            console.print(f"skipped {skipped['optimizer']}: {skipped['reason']}")
     console.print(f"wrote {paths['json']}, {paths['html']} and the PNGs in {out} "
                   f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
 

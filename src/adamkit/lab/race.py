@@ -193,60 +193,97 @@ class RaceSettings:
             raise ValueError(f"engine must be 'fused' or 'numpy'; got {self.engine!r}")
         if self.grid is not None and (not self.grid or not all(math.isfinite(x) and x > 0 for x in self.grid)):
             raise ValueError(f"grid must be learning rates > 0, got {self.grid!r}")
+        if self.target is not None and not math.isfinite(self.target):
+            raise ValueError(f"target must be a finite loss, got {self.target!r}")
         if not self.problems:
             raise ValueError("problems must name at least one problem")
+
+
+@dataclass
+class Lane:
+    """One problem's share of the race: its steps, seeds, lr grid (None: the problem's lr) and target."""
+
+    problem: Problem
+    steps: int
+    seeds: int
+    grid: list[float] | None
+    target: float
+
+    @property
+    def runs_per_optimizer(self) -> int:
+        return self.seeds * (len(self.grid) if self.grid else 1)
 
 
 def race(settings: RaceSettings, progress: Callable[[str, int], None] | None = None) -> dict[str, Any]:
     """Run the race; returns everything ``race.json`` holds. ``progress(message, total_runs)`` after each run."""
     settings.check()
-    problems = [get_problem(name) for name in settings.problems]
     labels = resolve_optimizers(settings.optimizers)
-    line_up = racers()
-    plans = []
-    for problem in problems:
-        steps = settings.steps or problem.steps
-        seeds = (settings.seeds or 3) if problem.stochastic else 1
-        grid = sorted(settings.grid or problem.lr_grid) if settings.tune else None
-        plans.append((problem, steps, seeds, grid))
-    total = sum(len(labels) * seeds * (len(grid) if grid else 1) for _, _, seeds, grid in plans)
+    lanes = []
+    for spec in settings.problems:
+        problem = get_problem(spec)
+        lanes.append(Lane(
+            problem, settings.steps or problem.steps, (settings.seeds or 3) if problem.stochastic else 1,
+            sorted(settings.grid or problem.lr_grid) if settings.tune else None,
+            settings.target if settings.target is not None else problem.target,
+        ))  # fmt: skip
+    total = sum(len(labels) * lane.runs_per_optimizer for lane in lanes)
+
+    def tick(message: str) -> None:
+        if progress:
+            progress(message, total)
+
     report: dict[str, Any] = {"settings": {**asdict(settings), "adamkit": adamkit.__version__}, "problems": []}
-    for spec, (problem, steps, seeds, grid) in zip(settings.problems, plans):
-        target = settings.target if settings.target is not None else problem.target
+    line_up = racers()
+    for spec, lane in zip(settings.problems, lanes):
+        problem = lane.problem
         entry: dict[str, Any] = {
-            "name": problem.name, "spec": spec, "description": problem.description, "steps": steps, "seeds": seeds,
-            "target": target, "log_scale": problem.log_scale, "stochastic": problem.stochastic,
-            "surface": _surface(problem), "results": [], "skipped": [],
+            "name": problem.name, "spec": spec, "description": problem.description, "steps": lane.steps,
+            "seeds": lane.seeds, "target": lane.target, "log_scale": problem.log_scale,
+            "stochastic": problem.stochastic, "surface": _surface(problem), "results": [], "skipped": [],
         }  # fmt: skip
         for label in labels:
             cls, kwargs = line_up[label]
             why = refusal(cls, kwargs, settings.convention)
-            if why is not None:
-                entry["skipped"].append({"optimizer": label, "reason": why})
-                if progress:
-                    for _ in range(seeds * (len(grid) if grid else 1)):
-                        progress(f"{problem.name} · {label} skipped", total)
-                continue
-            tried: dict[float, list[Run]] = {}
-            for lr in grid or [problem.lr(label)]:
-
-                def make(params, lr=lr, cls=cls, kwargs=kwargs):
-                    return cls(params, lr=lr, convention=settings.convention, engine=settings.engine, **kwargs)
-
-                runs = []
-                for seed in range(seeds):
-                    runs.append(run_once(problem, make, steps, seed, target))
-                    if progress:
-                        progress(f"{problem.name} · {label} lr={lr:.3g} seed {seed}", total)
-                tried[lr] = runs
-            best = min(tried, key=lambda lr: score(tried[lr]))
-            entry["results"].append({
-                "optimizer": label, "class": cls.__name__, "kwargs": kwargs, "lr": best, "tuned": bool(grid),
-                "tune_scores": {repr(lr): score(r) for lr, r in tried.items()} if grid else None,
-                **summarize(tried[best]), "runs": [asdict(r) for r in tried[best]],
-            })  # fmt: skip
+            if why is None:
+                try:
+                    entry["results"].append(race_one(lane, label, cls, kwargs, settings, tick))
+                    continue
+                except Exception as err:  # a newer optimizer that cannot run this problem: noted, not fatal
+                    if label in CLASSIC:
+                        raise
+                    why = f"failed: {type(err).__name__}: {err}"
+            entry["skipped"].append({"optimizer": label, "reason": why})
+            for _ in range(lane.runs_per_optimizer):
+                tick(f"{problem.name} · {label} skipped")
         report["problems"].append(entry)
     return report
+
+
+def race_one(
+    lane: Lane,
+    label: str,
+    cls: type[Optimizer],
+    kwargs: dict[str, Any],
+    settings: RaceSettings,
+    tick: Callable[[str], None],
+) -> dict[str, Any]:
+    """One optimizer on one problem: each lr of the grid (or the problem's lr) × each seed; the best lr's runs."""
+    tried: dict[float, list[Run]] = {}
+    for lr in lane.grid or [lane.problem.lr(label)]:
+
+        def make(params: dict[str, np.ndarray], lr: float = lr) -> Optimizer:
+            return cls(params, lr=lr, convention=settings.convention, engine=settings.engine, **kwargs)
+
+        tried[lr] = []
+        for seed in range(lane.seeds):
+            tried[lr].append(run_once(lane.problem, make, lane.steps, seed, lane.target))
+            tick(f"{lane.problem.name} · {label} lr={lr:.3g} seed {seed}")
+    best = min(tried, key=lambda lr: score(tried[lr]))
+    return {
+        "optimizer": label, "class": cls.__name__, "kwargs": kwargs, "lr": best, "tuned": bool(lane.grid),
+        "tune_scores": {repr(lr): score(r) for lr, r in tried.items()} if lane.grid else None,
+        **summarize(tried[best]), "runs": [asdict(r) for r in tried[best]],
+    }  # fmt: skip
 
 
 def _surface(problem: Problem) -> dict[str, Any] | None:
