@@ -91,6 +91,42 @@ class Optimizer:
         if isinstance(schedule, Schedule):
             self.schedule = schedule
 
+    #: Public instance attributes; any other public name assigned on an optimizer is refused (a typo such as
+    #: ``opt.learning_rate = 0.1`` must not pass silently). Subclasses extend it for attributes of their own.
+    _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name in self._ATTRIBUTES or hasattr(type(self), name):
+            return object.__setattr__(self, name, value)
+        knobs = ", ".join(k for k in getattr(self, "defaults", {}) if k not in self._STRUCTURE)
+        raise AttributeError(
+            f"{type(self).__name__} has no attribute {name!r}. Its hyperparameters live in the param groups: "
+            f"{knobs} (set opt.param_groups[i][name], or opt.lr for every group's learning rate)"
+        )
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of every param group (refused where the groups' lrs differ)."""
+        lrs = {group["lr"] for group in self.param_groups} or {self.defaults["lr"]}
+        if len(lrs) > 1:
+            raise AttributeError(
+                f"opt.lr: the param groups have different learning rates {sorted(lrs)}; "
+                "read opt.param_groups[i]['lr']"
+            )
+        return lrs.pop()
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        if self._schedule is not None:
+            raise AttributeError(
+                f"opt.lr = {value!r}: a schedule ({type(self._schedule).__name__}) sets the learning rate before "
+                "every step; detach it first (opt.schedule = None)"
+            )
+        for group in [self.defaults, *self.param_groups]:
+            self._check({**group, "lr": value})
+        for group in [self.defaults, *self.param_groups]:
+            group["lr"] = value
+
     @property
     def schedule(self) -> Schedule | None:
         """The learning-rate schedule driving every group's ``lr`` before each step (None: lr as set)."""
@@ -345,6 +381,12 @@ class Optimizer:
         """Initial value of a state slot (0 unless the optimizer says otherwise)."""
         return 0.0
 
+    def _state_keys(self, group: dict[str, Any], dtype: np.dtype) -> set[str]:
+        """What a tensor's state entry may hold for ``group``: ``step``, its slots and its host scalars."""
+        run = Run(dtype, {}, {})
+        _, slots, _ = self._plan(group, run, 1)
+        return {"step", *slots, *run.scalars}
+
     # ------------------------------------------------------------------------------------ state dict
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {name: {"step": t, slot: array}}, "param_groups": [{hyper..., "params": [names]}]}``.
@@ -366,7 +408,7 @@ class Optimizer:
             saved = {k: v for k, v in group.items() if k not in self._STRUCTURE}
             saved["params"] = list(group["param_names"])
             groups.append(saved)
-        saved: dict[str, Any] = {"state": state, "param_groups": groups}
+        saved: dict[str, Any] = {"type": type(self).__name__, "state": state, "param_groups": groups}
         if self._schedule is not None:
             saved["schedule"] = {
                 "type": type(self._schedule).__name__, "t": self._schedule_t, "base_lrs": list(self._base_lrs),
@@ -379,6 +421,9 @@ class Optimizer:
 
         Everything is checked first (names, shapes, consistent steps); on error nothing changes.
         """
+        saved_type = state_dict.get("type", type(self).__name__)
+        if saved_type != type(self).__name__:
+            raise ValueError(f"state_dict is of a {saved_type} optimizer; this one is a {type(self).__name__}")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(saved_groups)} param groups, optimizer has {len(self.param_groups)}")
@@ -396,6 +441,16 @@ class Optimizer:
         unknown = [n for n in saved_state if n not in self._where]
         if unknown:
             raise KeyError(f"state_dict has state for unknown parameters {unknown}")
+        for group, flats in zip(new_groups, self._flats):
+            for flat in flats:
+                known = self._state_keys(group, flat.dtype)
+                for seg in flat.segments:
+                    extra = sorted(set(saved_state.get(seg.name, {})) - known)
+                    if extra:
+                        raise KeyError(
+                            f"state[{seg.name!r}] has entries {extra} that {type(self).__name__} with these "
+                            f"hyperparameters does not keep (it keeps {sorted(known)})"
+                        )
         restored = [
             [_gather_state(flat, saved_state, lambda slot, g=group: self._slot_fill(g, slot)) for flat in flats]
             for group, flats in zip(new_groups, self._flats)
