@@ -132,3 +132,14 @@ def test_newer_optimizers_join_the_line_up_and_a_failing_one_is_noted(monkeypatc
     monkeypatch.setattr(adamkit.SGD, "step", Broken.step)  # a classic optimizer's failure is a real error
     with pytest.raises(RuntimeError, match="needs 2-D"):
         race(RaceSettings(problems=["quadratic"], optimizers=["GD"], steps=5))
+
+
+def test_every_convention_is_some_optimizers_and_scratch_is_the_books_sgd():
+    from adamkit.lab.race import CONVENTIONS, refusal
+
+    for convention in CONVENTIONS:
+        assert any(refusal(cls, kwargs, convention) is None for cls, kwargs in racers().values()), convention
+    report = race(RaceSettings(problems=["elongated"], convention="scratch"))
+    problem = report["problems"][0]
+    assert [r["optimizer"] for r in problem["results"]] == ["GD", "Momentum", "Nesterov"]
+    assert {s["optimizer"] for s in problem["skipped"]} >= {"Adam", "AdaGrad"}

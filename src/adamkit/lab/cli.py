@@ -111,7 +111,8 @@ def race(problems, optimizers, steps, seeds, tune, grid, convention, engine, tar
             bar.update(task, advance=1, total=total, description=message)
 
         report = run_race(settings, advance)
-    paths = write_all(report, out)
+    with console.status("drawing the plots and writing report.html"):
+        paths = write_all(report, out)
     from .report import clean
 
     for problem in clean(report)["problems"]:

@@ -40,7 +40,7 @@ CLASSIC: dict[str, tuple[str, dict[str, Any]]] = {
     "Adamax": ("Adamax", {}),
 }
 ALIASES = {"sgd": "GD"}
-CONVENTIONS = ("torch", "keras", "dezero")
+CONVENTIONS = ("torch", "keras", "dezero", "scratch")  # adamkit's convention= values (scratch: SGD only)
 
 
 def racers() -> dict[str, tuple[type[Optimizer], dict[str, Any]]]:
