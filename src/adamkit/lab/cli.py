@@ -4,6 +4,7 @@ one optimizer step against torch.optim and the memory floor."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -18,7 +19,9 @@ from .race import CONVENTIONS, RaceSettings, racers
 
 
 def _console() -> Console:
-    return Console(width=int(os.environ.get("COLUMNS", 0)) or None, highlight=False)
+    """Rich's console; piped output (no terminal to measure) gets 160 columns so that no number is cut."""
+    width = int(os.environ.get("COLUMNS", 0)) or (None if sys.stdout.isatty() else 160)
+    return Console(width=width, highlight=False)
 
 
 def _split(values: tuple[str, ...] | str | None) -> list[str] | None:
