@@ -7,6 +7,9 @@ import base64
 import html
 import json
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,16 +145,12 @@ def _clip_y(ax: Any, problem: dict[str, Any], log: bool) -> None:
         ax.set_ylim(low, abs(top) * 10 + 1)
 
 
-class _quiet_nan_warnings:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+@contextmanager
+def _quiet_nan_warnings() -> Iterator[None]:
+    """NaN-aware reductions over all-NaN columns (a diverged run) warn; the NaN they return is what we want."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._ctx.__exit__(*exc)
+        yield
 
 
 def plot_paths(problem: dict[str, Any], path: Path) -> Path:
