@@ -44,6 +44,7 @@ OPTIMIZERS = [
 WORKLOADS = [(1, 10_000_000), (1000, 1000), (200, 50_000)]
 SETTLE_S = 1e-3  # untimed calls of a contender right before each timed call, see median_ms
 FIRST_FIVE = 5  # the issue #2 optimizers run every workload; the rest run 1 × 10M (issue #3)
+STEP_GRADS = {"adam", "sgd"}  # also timed as step(grads) with a fresh dict of gradients each step
 
 
 def floor_kernel(n_read: int, n_write: int):
@@ -117,6 +118,11 @@ def bench(name, make, torch_spec, n_read, n_write, count, size, runs):
     floor = floor_kernel(n_read, n_write)
     row = {"optimizer": name, "tensors": count, "size": size}
     contenders = {"adamkit": opt.step, "floor": lambda: floor(*floor_arrays)}
+    if name in STEP_GRADS:  # the NumPy user's loop: a fresh dict of gradient arrays every step
+        mine = [a.copy() for a in arrays]
+        other = make({str(i): a for i, a in enumerate(mine)})
+        fresh = [np.full(size, 1e-3, np.float32) for _ in range(count)]
+        contenders["adamkit_step_grads"] = lambda: other.step({str(i): g for i, g in enumerate(fresh)})
     for impl in ("fused", "foreach"):
         step, err = torch_step(torch_spec, arrays, **{impl: True})
         if step:
@@ -187,6 +193,7 @@ def run(
             row["floor_throughput_fraction"] = ratio(row["floor_ms"], row["adamkit_ms"])
             row["speedup_vs_torch_fused"] = ratio(row["torch_fused_ms"], row["adamkit_ms"])
             row["speedup_vs_torch_foreach"] = ratio(row["torch_foreach_ms"], row["adamkit_ms"])
+            row["step_grads_speedup_vs_torch_fused"] = ratio(row["torch_fused_ms"], row.get("adamkit_step_grads_ms"))
             rows.append(row)
             if on_row:
                 on_row(row)
@@ -215,12 +222,14 @@ COLUMNS = [
     ("adamkit", "adamkit_ms", ".3f"), ("floor", "floor_ms", ".3f"), ("t.fused", "torch_fused_ms", ".3f"),
     ("t.foreach", "torch_foreach_ms", ".3f"), ("floor/ak", "floor_throughput_fraction", ".2f"),
     ("fused/ak", "speedup_vs_torch_fused", ".2f"), ("foreach/ak", "speedup_vs_torch_foreach", ".2f"),
-    ("floor/fused", "torch_fused_floor_fraction", ".2f"),
+    ("floor/fused", "torch_fused_floor_fraction", ".2f"), ("ak step(g)", "adamkit_step_grads_ms", ".3f"),
+    ("fused/step(g)", "step_grads_speedup_vs_torch_fused", ".2f"),
 ]  # fmt: skip
 LEGEND = (
     "ms per float32 step (median). floor/ak: fraction of the floor's throughput adamkit reaches (1 = at the memory"
     " floor); fused/ak, foreach/ak: speed-up over torch; floor/fused: torch fused's own fraction of the floor;"
-    " n/a under t.fused: torch has no fused CPU version of that optimizer (or torch is not installed)."
+    " n/a under t.fused: torch has no fused CPU version of that optimizer (or torch is not installed);"
+    " ak step(g): adamkit given a fresh dict of gradient arrays each step (copied into its gradient buffer)."
 )
 
 
