@@ -101,6 +101,12 @@ def test_bad_race_arguments_are_refused_before_running(tmp_path, args, message):
     assert not out.exists()
 
 
+def test_seeds_on_a_deterministic_problem_say_so(tmp_path):
+    result = invoke("race", "-o", "adam", "--steps", "5", "--seeds", "3", "--out", str(tmp_path))
+    assert result.exit_code == 0 and "quadratic is deterministic: one run per optimizer" in result.output
+    assert len(json.loads((tmp_path / "race.json").read_text())["problems"][0]["results"][0]["runs"]) == 1
+
+
 def test_unwritable_out_is_refused(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
@@ -153,3 +159,7 @@ def test_bench_prints_the_table_and_writes_json(tmp_path):
     assert bad.exit_code == 2 and "Invalid value for '--only': unknown optimizer(s) ['nope']" in bad.output
     bad = invoke("bench", "--workloads", "10x0")
     assert bad.exit_code == 2 and "Invalid value for '--workloads'" in bad.output
+    out.unlink()
+    out.write_text("")
+    bad = invoke("bench", "--json", str(out / "bench.json"))
+    assert bad.exit_code == 2 and "Invalid value for '--json': cannot write" in bad.output

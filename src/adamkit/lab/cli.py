@@ -129,6 +129,8 @@ def race(problems, optimizers, steps, seeds, tune, grid, convention, engine, tar
         console.print(shown)
         for skipped in problem["skipped"]:
             console.print(f"skipped {skipped['optimizer']}: {skipped['reason']}")
+        if seeds and seeds > 1 and not problem["stochastic"]:
+            console.print(f"{problem['name']} is deterministic: one run per optimizer (--seeds is for stochastic ones)")
     console.print(f"wrote {paths['json']}, {paths['html']} and the PNGs in {out} "
                   f"({time.perf_counter() - started:.1f} s)")  # fmt: skip
 
