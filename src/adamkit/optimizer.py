@@ -19,6 +19,8 @@ import copy
 import inspect
 import math
 import operator
+import warnings
+import weakref
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +33,7 @@ from ._checks import check_choice, check_range
 from .engine import ENGINES, Rule, prepare
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
 from .hooks import Hook
+from .reduce import all_finite
 from .schedules import Schedule
 
 Params = MutableMapping[str, np.ndarray] | list | None
@@ -68,8 +71,10 @@ class Optimizer:
     #: Keys of a group that are structure, not hyperparameters.
     _STRUCTURE: ClassVar[tuple[str, ...]] = ("params", "param_names")
 
-    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused"):
+    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused", nonfinite: str = "ignore"):
         self.engine = check_choice("engine", engine, tuple(ENGINES))
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
         self.defaults = dict(defaults)
         self._schedule: Schedule | None = None
         self._schedule_t, self._base_lrs = 0, []
@@ -87,6 +92,7 @@ class Optimizer:
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
+        _LIVE.add(self)
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
             for group in _as_groups(params):
@@ -98,7 +104,19 @@ class Optimizer:
 
     #: Public instance attributes; any other public name assigned on an optimizer is refused (a typo such as
     #: ``opt.learning_rate = 0.1`` must not pass silently). Subclasses extend it for attributes of their own.
-    _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks"})
+    _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks", "skipped_steps"})
+
+    @property
+    def nonfinite(self) -> str:
+        """What a step does with a NaN or infinite gradient (after hooks): ``"ignore"`` (default, as torch.optim
+        and Keras: no check, no cost), ``"raise"`` (``FloatingPointError`` naming the first such parameter,
+        nothing changed) or ``"skip"`` (nothing changed, ``skipped_steps`` counts it: the AMP habit). The check
+        reads every gradient once more, about 1/7 of an Adam step's memory traffic."""
+        return self._nonfinite
+
+    @nonfinite.setter
+    def nonfinite(self, value: str) -> None:
+        self._nonfinite = check_choice("nonfinite", value, ("ignore", "raise", "skip"))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_") or name in self._ATTRIBUTES or hasattr(type(self), name):
@@ -178,6 +196,7 @@ class Optimizer:
             seen.add(id(array))
         if not packed:
             _refuse_overlaps([*self._caller_arrays(), *named])
+            _warn_if_shared(self, named)
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k not in self._STRUCTURE}}
         self._check(group)
 
@@ -340,6 +359,9 @@ class Optimizer:
         try:
             for hook in self.hooks:
                 hook(self, set(skip))
+            if self._nonfinite != "ignore" and not self._gradients_finite(skip, sources):
+                self.skipped_steps += 1
+                return
             jobs = [job for group, flat in self.flat_buffers() for job in self._jobs(group, flat, skip, sources)]
             self._run(jobs)
         finally:
@@ -350,6 +372,25 @@ class Optimizer:
         if self._schedule is not None:
             self._schedule_t += 1
             self._apply_schedule()
+
+    def _gradients_finite(self, skip: frozenset[str], sources: dict[str, np.ndarray] | None) -> bool:
+        """Whether every active gradient (as the kernels will read it) is finite; raises under ``"raise"``."""
+        for flat in self._buckets():
+            for seg in flat.segments:
+                if seg.name in skip:
+                    continue
+                if flat.work is not None or sources is None:
+                    g = (flat.work if flat.work is not None else flat.grad)[seg.offset : seg.offset + seg.size]
+                else:
+                    g = sources[seg.name]
+                if not all_finite(g):
+                    if self._nonfinite == "raise":
+                        raise FloatingPointError(
+                            f"the gradient of parameter {seg.name!r} has NaN or infinite values; step refused, "
+                            "nothing updated (nonfinite='raise')"
+                        )
+                    return False
+        return True
 
     def _buckets(self) -> Iterator[FlatBuffer]:
         for flats in self._flats:
@@ -758,6 +799,29 @@ def _refuse_overlaps(named: list[tuple[str, np.ndarray]]) -> None:
                 f"parameters {first!r} and {second!r} share memory (views of one array); each element must "
                 "belong to one parameter: pass the whole array, or separate copies"
             )
+
+
+_LIVE: weakref.WeakSet[Optimizer] = weakref.WeakSet()
+"""Every optimizer alive in this process, to warn when two step the same arrays."""
+
+
+def _warn_if_shared(opt: Optimizer, named: list[tuple[str, np.ndarray]]) -> None:
+    """Warn (not refuse: re-running ``opt = Adam(params)`` in a notebook keeps the old one alive a moment) when
+    another live optimizer already steps memory of these arrays: both would update it."""
+    for other in list(_LIVE):
+        if other is opt:
+            continue
+        theirs = list(other._caller_arrays())
+        try:
+            _refuse_overlaps(theirs + list(named))
+        except ValueError:
+            warnings.warn(
+                f"{type(opt).__name__}: these arrays are already stepped by another live optimizer "
+                f"({type(other).__name__}); both will update them. Delete the other one if it is stale.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return
 
 
 def _rebind(container: Any, names: list[str], views: Mapping[str, np.ndarray]) -> None:
