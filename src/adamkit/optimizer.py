@@ -246,52 +246,42 @@ class Optimizer:
                     yield from zip((seg.name for seg in flat.segments), flat.params)
 
     def _adopt_rebound(self) -> None:
-        """Adopt arrays the caller put into a group's dict or list in place of the ones it passed.
+        """Adopt arrays the caller put into a group's dict or list in place of the ones it passed (a packed
+        group copies them into its buffer and puts the view back).
 
         Every replacement is validated (shape, dtype, layout, overlaps) before any is adopted.
         """
-        changes = []
-        for group, (container, keys) in zip(self.param_groups, self._containers):
-            current = [container[k] for k in keys] if keys is not None else container
-            if keys is not None and len(container) != len(keys):
-                added, removed = [k for k in container if k not in keys], [k for k in keys if k not in container]
-                raise KeyError(
-                    f"the params dict of a param group changed its keys since the optimizer took it (added "
-                    f"{added}, removed {removed}); add new parameters with add_param_group"
-                )
-            if keys is None and len(current) != len(group["params"]):
-                raise ValueError(
-                    f"the params list of a param group changed length ({len(group['params'])} → {len(current)}); "
-                    "add new parameters with add_param_group"
-                )
+        changes: list[tuple[int, int, np.ndarray]] = []  # (group index, position in the group, new array)
+        for g, (group, (container, keys)) in enumerate(zip(self.param_groups, self._containers)):
+            current = _entries(container, keys, len(group["params"]))
             if all(map(operator.is_, current, group["params"])):
                 continue
             for i, (array, old) in enumerate(zip(current, group["params"])):
                 if array is not old:
                     name = group["param_names"][i]
                     flat, seg = self._where[name]
-                    packed = flat.data is not None
-                    _check_array(name, array, packed=packed)
+                    _check_array(name, array, packed=flat.data is not None)
                     if array.shape != seg.shape or array.dtype != flat.dtype:
                         raise ValueError(
                             f"parameter {name!r} was replaced by an array of shape {array.shape} and dtype "
                             f"{array.dtype}; expected shape {seg.shape} and dtype {flat.dtype}"
                         )
-                    changes.append((group, i, name, flat, seg, array, packed))
+                    changes.append((g, i, array))
         if not changes:
             return
-        replaced = {name for _, _, name, *_ in changes}
-        kept = [(n, a) for n, a in self._caller_arrays() if n not in replaced]
-        _refuse_overlaps(kept + [(name, array) for _, _, name, _, _, array, packed in changes if not packed])
-        for group, i, name, flat, seg, array, packed in changes:
+        new = {self.param_groups[g]["param_names"][i]: array for g, i, array in changes}
+        caller_owned = [(n, a) for n, a in new.items() if self._where[n][0].data is None]
+        _refuse_overlaps([(n, a) for n, a in self._caller_arrays() if n not in new] + caller_owned)
+        for g, i, array in changes:
+            group, (container, keys) = self.param_groups[g], self._containers[g]
+            name = group["param_names"][i]
+            flat, seg = self._where[name]
             flat.replace(flat.segments.index(seg), array)
-            if packed:
-                array = self._param_views[name]
-                container, keys = self._containers[self.param_groups.index(group)]
-                container[keys[i] if keys is not None else i] = array
+            if flat.data is not None:
+                container[keys[i] if keys is not None else i] = self._param_views[name]
             else:
                 self._param_views[name] = array
-            group["params"][i] = array
+            group["params"][i] = self._param_views[name]
 
     def setup(self, model: Any) -> Optimizer:
         """DeZero/Chainer style: take ``model.params()`` and bind their ``.data`` to flat views; returns self."""
@@ -788,6 +778,24 @@ def _check_array(name: str, array: Any, *, packed: bool) -> None:
         )
     if not array.flags.writeable:
         raise ValueError(f"parameter {name!r} is read-only: adamkit updates parameters in place")
+
+
+def _entries(container: Any, keys: list | None, n: int) -> list:
+    """A group's dict (by its original ``keys``) or list as it stands now; refuses added or removed entries."""
+    if keys is None:
+        if len(container) != n:
+            raise ValueError(
+                f"the params list of a param group changed length ({n} → {len(container)}); add new parameters "
+                "with add_param_group"
+            )
+        return list(container)
+    if len(container) != len(keys) or any(k not in container for k in keys):
+        added, removed = [k for k in container if k not in keys], [k for k in keys if k not in container]
+        raise KeyError(
+            f"the params dict of a param group changed its keys since the optimizer took it (added {added}, "
+            f"removed {removed}); add new parameters with add_param_group"
+        )
+    return [container[k] for k in keys]
 
 
 def _refuse_overlaps(named: list[tuple[str, np.ndarray]]) -> None:
