@@ -102,12 +102,13 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
         convention: str = "torch",
         engine: str = "fused",
+        nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
             self._defaults, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay or self._decoupled,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(self._defaults))

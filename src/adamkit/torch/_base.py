@@ -28,7 +28,7 @@ import torch
 from .._checks import check_choice
 from ..flat import Run
 from ..optimizer import Optimizer as CoreOptimizer
-from ..optimizer import _cast
+from ..optimizer import _cast, _scalar_names
 from ._state import State, export_entry, import_entry, scalar_tensor, steps_done
 from ._tensor_rule import torch_rule
 
@@ -302,7 +302,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         scalars = {k: float(state[k]) for k in self._host_scalars if k in state}
         run = Run(np.dtype(str(work).removeprefix("torch.")), state, scalars)
         rule, slots, args = self._core._plan(hyper, run, t)
-        args = tuple(a if isinstance(a, (bool, np.bool_)) else float(a) for a in _cast(args, run.dtype))
+        args = _cast(args, run.dtype, _scalar_names(rule, len(slots)), type(self).__name__)
+        args = tuple(a if isinstance(a, (bool, np.bool_)) else float(a) for a in args)
         tensors = []
         for s in slots:
             if s not in state:
