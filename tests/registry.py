@@ -46,6 +46,7 @@ CASES: list[Case] = [
     Case("adam-wd", adamkit.Adam, dict(lr=0.01, weight_decay=0.05)),
     Case("adam-amsgrad", adamkit.Adam, dict(lr=0.01, amsgrad=True), groups=True),
     Case("adam-maximize", adamkit.Adam, dict(lr=0.01, maximize=True, weight_decay=0.01)),
+    Case("adam-decoupled", adamkit.Adam, dict(lr=0.01, weight_decay=0.05, decoupled_weight_decay=True)),
     Case("adamw", adamkit.AdamW, dict(lr=0.01), groups=True),
     Case("adamw-amsgrad", adamkit.AdamW, dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
     Case("adamw-maximize", adamkit.AdamW, dict(lr=0.01, maximize=True)),
