@@ -106,3 +106,16 @@ def test_keras_convention_matches_keras(case, dtype):
     for k, var in variables.items():
         ref = keras.ops.convert_to_numpy(var.value)
         assert np_rel_error(tensors[k].detach().numpy(), ref) <= (case.keras_tol or KERAS_TOL[dtype]), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the CPU run of this path is above)")
+@pytest.mark.parametrize("case", [c for c in cases("torch") if c.groups], ids=lambda c: c.id)
+def test_cuda_parameters_take_the_torch_ops_path(case):
+    ours_model, ref_model = (m.cuda() for m in twins("mlp", torch.float32))
+    ours = getattr(at, case.cls.__name__)(ours_model.parameters(), **case.kwargs)
+    ref = getattr(torch.optim, case.cls.__name__)(ref_model.parameters(), **case.kwargs)
+    data = [(x.cuda(), y.cuda()) for x, y in batches("mlp", torch.float32, 100)]
+    train(ours_model, ours, data)
+    train(ref_model, ref, data)
+    assert not ours._bound
+    check(case, ours_model, ref_model, torch.float32)

@@ -120,8 +120,9 @@ class TorchOptimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
         torch_state = state.pop("state", None)
+        defaults = self.__dict__.get("defaults") or state.get("defaults", {})
         for group in state.get("param_groups", []):
-            for key, value in self.defaults.items():
+            for key, value in defaults.items():  # keys a torch.optim state_dict lacks, e.g. convention
                 group.setdefault(key, value)
         super().__setstate__(state)
         if torch_state is not None:
