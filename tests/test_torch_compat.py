@@ -509,3 +509,19 @@ def test_bad_group_is_refused_and_nothing_added():
     with pytest.raises(ValueError, match="lr"):
         opt.step()
     assert torch.equal(p, torch.zeros(2)) and not opt.state
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+def test_gradient_accumulation_and_clipping_act_on_the_bound_grads(set_to_none):
+    """Two backward passes per step (accumulating into the bound grads in place), then clip_grad_norm_ (which
+    scales p.grad in place), then the step: as torch.optim."""
+    ours_model, ref_model, ours, ref = pair("Adam", lr=0.01)
+    data = list(batches("mlp", torch.float64, 30))
+    for opt, model in ((ours, ours_model), (ref, ref_model)):
+        for (x1, y1), (x2, y2) in zip(data[::2], data[1::2]):
+            opt.zero_grad(set_to_none=set_to_none)
+            loss_fn(model, x1, y1).backward()
+            loss_fn(model, x2, y2).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.05)
+            opt.step()
+    assert_same(ours_model, ref_model)
