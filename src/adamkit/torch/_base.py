@@ -7,7 +7,8 @@ Where parameters live (per torch param group):
   rebound to ``torch.from_numpy`` of its view, so the fused numba kernel updates the model's storage in place.
   After the first step ``p.grad`` is a view of the core's flat gradient buffer, so autograd accumulates into
   it in place; a grad replaced behind our back (``zero_grad(set_to_none=True)``, DDP, a user) is copied in
-  ("gathered") and rebound at the next step. A ``p.data`` that is no longer our view is copied in and rebound.
+  ("gathered") and rebound at the next step. A ``p.data`` that is no longer our view is copied in and rebound;
+  one on another device or of another dtype moves the parameter to the path below, with its state.
 - Anything else (CUDA, bf16, fp16, or ``engine="torch"``): the same rule evaluated on whole torch tensors
   (:mod:`._tensor_rule`), state kept in ``self.state`` as torch.optim keeps it.
 
@@ -103,6 +104,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._core_index: list[int | None] = []  # torch group → core group
         self._tensor_params: list[list[torch.Tensor]] = []  # torch group → params stepped with torch ops
         self._stale = False  # core state changed since self.state was last exported
+        self._evicted: frozenset[str] = frozenset()  # moved to another device/dtype: skipped by the core
         super().__init__(params, defaults)
 
     # ------------------------------------------------------------------------------------- state
@@ -247,7 +249,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._sync_groups()
             skip = self._collect(self._bound)
             if self._bound:
-                self._core._step(None, skip=frozenset(skip))
+                self._core._step(None, skip=frozenset(skip) | self._evicted)
             for group, params in zip(self.param_groups, self._tensor_params):
                 if params:
                     hyper = self._core_hyper(group)
@@ -260,10 +262,10 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _collect(self, bound: list[_Bound]) -> list[str]:
         """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
         skip, dst, src, rebind = [], [], [], []
-        for b in bound:
+        for b in list(bound):
             p = b.param
-            if p.data_ptr() != b.ptr:
-                self._repair(b)
+            if p.data_ptr() != b.ptr and not self._repair(b):
+                continue  # moved off the flat buffer: stepped with torch ops from now on
             g = p.grad
             if g is None:
                 skip.append(b.name)
@@ -277,18 +279,32 @@ class TorchOptimizer(torch.optim.Optimizer):
                 b.param.grad = b.grad
         return skip
 
-    def _repair(self, b: _Bound) -> None:
-        """``p.data`` was replaced (model.to(), p.data = ...): copy the new values in and rebind."""
+    def _repair(self, b: _Bound) -> bool:
+        """``p.data`` was replaced (``p.data = ...``, ``model.to(...)``). Same dtype on the CPU: copy the new
+        values in and rebind (True). Another device or dtype: the parameter leaves the flat buffer for the
+        torch-ops path, taking its state along, cast as ``load_state_dict`` casts it (False)."""
         new = b.param.data
-        if new.device.type != "cpu" or new.dtype != b.data.dtype or new.shape != b.data.shape:
+        if new.shape != b.data.shape:
             raise RuntimeError(
-                f"adamkit.torch: a parameter of shape {tuple(b.data.shape)} was moved or recast to {new.dtype} on "
-                f"{new.device} after the optimizer was created (it holds {b.data.dtype} on cpu); create the "
-                "optimizer after model.to(...), as torch recommends"
+                f"adamkit.torch: a parameter of shape {tuple(b.data.shape)} now has shape {tuple(new.shape)}; "
+                "an optimizer's parameters cannot change shape"
             )
-        b.data.copy_(new)
-        b.param.data = b.data
-        b.ptr = b.param.data_ptr()
+        if new.device.type == "cpu" and new.dtype == b.data.dtype:
+            b.data.copy_(new)
+            b.param.data = b.data
+            b.ptr = b.param.data_ptr()
+            return True
+        saved = self._core.state_dict()["state"].get(b.name)
+        entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {})
+        if entry:
+            cast = {k: v if k == "step" or k in self._host_scalars else v.to(new.device, new.dtype)
+                    for k, v in entry.items()}  # fmt: skip
+            dict.__setitem__(self._state, b.param, cast)
+        self._evicted = self._evicted | {b.name}
+        self._bound.remove(b)
+        del self._by_param[id(b.param)]
+        self._tensor_params[b.group].append(b.param)
+        return False
 
     def _tensor_step(self, hyper: dict[str, Any], p: torch.Tensor) -> None:
         """One step of ``p`` with the rule evaluated on torch tensors (its state in ``self._state``)."""
@@ -324,15 +340,17 @@ class TorchOptimizer(torch.optim.Optimizer):
             self._import()
             self._sync_groups()
             b = self._by_param.get(id(p))
-            if b is not None:
-                if not self._collect([b]):
-                    self._core._step(None, skip=frozenset(x.name for x in self._bound if x is not b))
+            skip = self._collect([b]) if b is not None else []
+            if id(p) in self._by_param:  # still on the flat buffer
+                if not skip:
+                    others = frozenset(x.name for x in self._bound if x is not b)
+                    self._core._step(None, skip=others | self._evicted)
                     b.grad.zero_()
-            else:
-                for group, params in zip(self.param_groups, self._tensor_params):
-                    if any(q is p for q in params) and p.grad is not None:
-                        self._tensor_step(self._core_hyper(group), p)
-                        p.grad.zero_()
+            elif p.grad is not None:
+                pairs = zip(self.param_groups, self._tensor_params)
+                group = next(g for g, params in pairs if any(q is p for q in params))
+                self._tensor_step(self._core_hyper(group), p)
+                p.grad.zero_()
         self._stale = True
 
     def __repr__(self) -> str:
