@@ -4,7 +4,7 @@ Every optimizer's math is written once as an elementwise rule; ``engine="numpy"`
 arrays (the reference), ``engine="fused"`` (default) inlines it into one parallel loop over a flat buffer.
 """
 
-from . import hooks, schedules
+from . import hooks, schedules, scratch
 from .checkpoint import (
     CheckpointCorruptError,
     CheckpointError,
@@ -31,6 +31,7 @@ __all__ = [
     "minimize", "MinimizeResult",
     "save", "load", "CheckpointError", "CheckpointTruncatedError", "CheckpointCorruptError", "CheckpointFormatError",
     "CheckpointLayoutError",
-    "hooks", "schedules", "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
+    "hooks", "schedules", "scratch",
+    "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
 ]  # fmt: skip
 __version__ = "0.1.0"
