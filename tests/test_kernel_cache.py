@@ -123,14 +123,14 @@ import numpy as np
 import adamkit
 from adamkit.engine import KernelCacheError, prepare
 from adamkit.flat import Run
-from adamkit.optimizer import _cast
 
 params = {"x": np.ones(7, np.float32)}
 sgd = adamkit.SGD(params, lr=0.1)
 rule, slots, scalars = sgd._plan(sgd.param_groups[0], Run(np.dtype(np.float32), {}, {}), 1)
 messages = []
 try:
-    prepare(rule, len(slots), np.dtype(np.float32), _cast(scalars, np.dtype(np.float32)), 7)
+    cast = tuple(v if isinstance(v, bool) else np.float32(v) for v in scalars)
+    prepare("fused", rule, len(slots), np.dtype(np.float32), cast, 7)
 except KernelCacheError as e:
     messages.append(str(e))
 try:

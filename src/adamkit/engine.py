@@ -100,13 +100,8 @@ def step_fused(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.nda
     kernel(tensors.addresses, g_at, tensors.chunks, like, *slots, *scalars)
 
 
-def prepare(engine: str, rule: Rule, n_slots: int) -> None:
-    """Compile or load the kernels a step will run, before the step writes anything."""
-    if engine == "fused":
-        _kernels(rule, n_slots)
-
-
 def prepare(
+    engine: str,
     rule: Rule,
     n_slots: int,
     dtype: np.dtype | None = None,
@@ -114,7 +109,8 @@ def prepare(
     size: int | None = None,
     packed: bool | None = None,
 ) -> None:
-    """Load or compile the fused kernels of ``rule`` (with ``n_slots`` state slots) before anything is written.
+    """Load or compile the kernels a step will run (``engine="fused"``: the fused kernels of ``rule`` with
+    ``n_slots`` state slots; nothing for the NumPy engine), before the step writes anything.
 
     Generates (or heals) the kernel file, so an unusable cache directory is handled here. With ``dtype`` and
     the ``scalars`` the kernel will receive (already cast), the machine code for that signature is loaded from
@@ -122,12 +118,15 @@ def prepare(
     elements uses (serial or parallel; both when None), over a packed buffer or caller-owned tensors (``packed``;
     both when None). Raises ``KernelCacheError``.
     """
+    if engine != "fused":
+        return
     kernels = _kernels(rule, n_slots)
     if dtype is None:
         return
     empty = np.empty(0, dtype=dtype)
     flat_args = (empty,) * (2 + n_slots) + tuple(scalars)
-    chunked_args = (np.empty(0, np.int64), np.empty((0, 4), np.int64), *flat_args[1:])
+    at = np.empty(0, np.int64)
+    chunked_args = (at, at, np.empty((0, 4), np.int64), *flat_args[1:])  # p_at, g_at, chunks, like, slots, scalars
     wanted = []
     if packed is None or packed:
         wanted += [(kernels.serial, kernels.parallel, flat_args)]
