@@ -50,6 +50,7 @@ def train(seed, steps=50):
     rng = np.random.default_rng(seed)
     params = {"w": rng.standard_normal(N), "b": rng.standard_normal(3)}
     opt = adamkit.Adam(params, lr=0.01)
+    opt.add_hook(adamkit.ClipGradNorm(300.0))  # a parallel reduction kernel of its own
     for _ in range(steps):
         opt.step({k: rng.standard_normal(v.shape) for k, v in params.items()})
     return params["w"].tobytes() + params["b"].tobytes()

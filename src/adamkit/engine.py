@@ -244,24 +244,24 @@ class Kernel:
     def __init__(self, dispatcher: Callable, path: Path | None, serial: Kernel | None = None):
         self.dispatcher, self.path, self.serial = dispatcher, path, serial
 
-    def __call__(self, *args: Any) -> None:
+    def __call__(self, *args: Any) -> Any:
         if self.serial is not None:  # the parallel kernel
             if _PROCESS.serial_only:
                 return self.serial(*args)
             if _PROCESS.layer not in _THREAD_SAFE_LAYERS:
                 with _PROCESS.lock:
-                    self._run(args)
+                    result = self._run(args)
                     _PROCESS.layer = _threading_layer()
-                return
-        self._run(args)
+                return result
+        return self._run(args)
 
-    def _run(self, args: tuple) -> None:
+    def _run(self, args: tuple) -> Any:
         try:
-            self.dispatcher(*args)
+            return self.dispatcher(*args)
         except Exception as error:  # the kernel has not run: only compiling or loading it can fail
             self._heal(error)
             try:
-                self.dispatcher(*args)
+                return self.dispatcher(*args)
             except Exception as again:
                 raise self._error(again) from again
 
@@ -281,8 +281,8 @@ class Kernel:
 
     def _heal(self, error: Exception) -> None:
         """Delete this kernel's numba cache files (so the next attempt recompiles), or raise naming the cache."""
-        if self.path is None:
-            raise self._error(error) from error
+        if self.path is None:  # not from adamkit's kernel cache: nothing to heal, the error stands as it is
+            raise error
         directory = Path(getattr(getattr(self.dispatcher, "_cache", None), "cache_path", self.path.parent))
         removed = False
         try:
@@ -302,6 +302,13 @@ class Kernel:
             f"adamkit: fused kernel {getattr(self.dispatcher, '__name__', '?')} failed to load or compile "
             f"({where}; delete it or set ADAMKIT_CACHE_DIR to another directory): {type(error).__name__}: {error}"
         )
+
+
+def process_safe(parallel: Callable, serial: Callable) -> Kernel:
+    """A ``parallel=True`` numba function guarded like adamkit's kernels: ``serial`` (the same loop compiled
+    without ``parallel``) runs instead in a child forked after an OpenMP launch, and calls are serialised while
+    the threading layer is not known to be thread-safe."""
+    return Kernel(parallel, None, Kernel(serial, None))
 
 
 def _load_kernels(stem: str, source: str) -> Kernels:
