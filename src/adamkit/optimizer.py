@@ -115,7 +115,8 @@ class Optimizer:
         lrs = {group["lr"] for group in self.param_groups} or {self.defaults["lr"]}
         if len(lrs) > 1:
             raise AttributeError(
-                f"opt.lr: the param groups have different learning rates {sorted(lrs)}; read opt.param_groups[i]['lr']"
+                f"opt.lr: the param groups have different learning rates {sorted(lrs)}; "
+                "read opt.param_groups[i]['lr']"
             )
         return lrs.pop()
 
@@ -723,7 +724,8 @@ def _named_arrays(container: Any, start: int, *, packed: bool) -> list[tuple[str
         items = [(str(start + i), v) for i, v in enumerate(container)]
     else:
         raise TypeError(
-            f"a group's params must be a dict {{name: array}} or a list of arrays; got {type(container).__name__}"
+            "a group's params must be a dict {name: array} or a list of arrays; "
+            f"got {type(container).__name__}"
         )
     for name, array in items:
         _check_array(name, array, packed=packed)
