@@ -446,7 +446,8 @@ class _ProcessState:
         self.serial_only = False  # forked after an OpenMP launch: parallel regions would abort
 
     def after_fork_in_child(self) -> None:
-        self.lock = threading.Lock()  # another thread may have held it at the fork
+        global _LOAD_LOCK
+        self.lock, _LOAD_LOCK = threading.Lock(), threading.RLock()  # another thread may have held them at the fork
         self.layer = _threading_layer()
         self.serial_only = self.serial_only or self.layer == "omp"
 
