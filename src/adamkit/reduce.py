@@ -43,3 +43,23 @@ def sum_of_squares(arrays: Iterable[np.ndarray]) -> float:
             for part in _chunk_sums_of_squares(np.ascontiguousarray(x).reshape(-1), CHUNK):
                 total += float(part)
     return total
+
+
+def _nonfinite(x: np.ndarray, chunk: int) -> int:  # pragma: no cover (numba)
+    n = (x.shape[0] + chunk - 1) // chunk
+    bad = 0
+    for c in numba.prange(n):
+        for i in range(c * chunk, min((c + 1) * chunk, x.shape[0])):
+            if not np.isfinite(x[i]):
+                bad += 1
+    return bad
+
+
+_count_nonfinite = process_safe(  # as _chunk_sums_of_squares
+    numba.njit(parallel=True, nogil=True, cache=True)(_nonfinite), numba.njit(nogil=True)(_nonfinite)
+)
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether every element of the 1-D ``x`` is finite (one parallel read)."""
+    return x.size == 0 or _count_nonfinite(np.ascontiguousarray(x).reshape(-1), CHUNK) == 0
