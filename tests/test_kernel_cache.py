@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,54 @@ def test_cache_dir_under_a_regular_file_falls_back_to_a_temp_dir(tmp_path):
     out = run_program(PROGRAM, {"ADAMKIT_CACHE_DIR": str(blocker / "cache"), "TMPDIR": str(tmp)})
     assert out == {"equal": True, "warnings": []}
     assert list((tmp / f"adamkit-{os.getuid()}" / "kernels").glob("adam_rule_*.py"))
+
+
+def read_only_mount_works(tmp_path: Path) -> bool:
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && ! touch "$1/x" 2>/dev/null'
+    try:
+        done = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(probe)], capture_output=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def run_with_read_only(directory: Path, source: str, env: dict[str, str]) -> dict:
+    """``source`` in a private mount namespace where ``directory`` is a read-only bind mount (root included)."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && exec "$2" -c "$3"'
+    full_env = {**os.environ, **env, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script, "sh", str(directory), sys.executable, source],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_read_only_cache_dir(tmp_path):
+    """A read-only kernels directory (a read-only bind mount, which stops root too): empty, the kernels go to the
+    temp fallback; already filled by an earlier run, its kernels are used as they are."""
+    if not read_only_mount_works(tmp_path):
+        pytest.skip("needs unshare and mount (root in a private mount namespace) to make a directory read-only")
+    kernels = tmp_path / "cache" / "kernels"
+    kernels.mkdir(parents=True)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"ADAMKIT_CACHE_DIR": str(tmp_path / "cache"), "TMPDIR": str(tmp)}
+    assert run_with_read_only(kernels, PROGRAM, env) == {"equal": True, "warnings": []}
+    assert not list(kernels.iterdir())
+    assert list((tmp / f"adamkit-{os.getuid()}" / "kernels").glob("adam_rule_*.py"))
+
+    run_program(PROGRAM, {"ADAMKIT_CACHE_DIR": str(tmp_path / "cache")})  # fill it, then make it read-only
+    filled = sorted(p.name for p in kernels.rglob("*"))
+    shutil.rmtree(tmp / f"adamkit-{os.getuid()}")
+    assert run_with_read_only(kernels, PROGRAM, env) == {"equal": True, "warnings": []}
+    assert sorted(p.name for p in kernels.rglob("*")) == filled
+    assert not (tmp / f"adamkit-{os.getuid()}").exists()  # the read-only kernels were enough
 
 
 def test_no_usable_cache_dir_compiles_without_disk_cache(tmp_path):
