@@ -267,8 +267,6 @@ class Kernel:
 
     def compile_for(self, args: tuple) -> None:
         """Load or compile the machine code for arguments like ``args`` without running it."""
-        import numba
-
         signature = tuple(numba.typeof(a) for a in args)
         try:
             self.dispatcher.compile(signature)
@@ -370,8 +368,6 @@ def _import_kernels(stem: str, source: str, path: Path | None) -> Kernels:
 @cache
 def _package_fingerprint() -> str:
     """Hash of adamkit's own source and numba's version: any change yields new kernel files."""
-    import numba
-
     h = hashlib.sha256(numba.__version__.encode())
     for file in sorted(Path(__file__).parent.rglob("*.py")):
         h.update(file.read_bytes())
@@ -454,8 +450,6 @@ class _ProcessState:
 
 def _threading_layer() -> str | None:
     """numba's threading layer, None before its first parallel launch."""
-    import numba
-
     try:
         return numba.threading_layer()
     except ValueError:
