@@ -123,6 +123,10 @@ def prepare(
     kernels = _kernels(rule, n_slots)
     if dtype is None:
         return
+    parallel = None if size is None else size >= PARALLEL_MIN_SIZE
+    key = (rule, n_slots, dtype, tuple(map(type, scalars)), parallel, packed)
+    if key in _PREPARED:  # a step's usual case: a set lookup, no typing
+        return
     empty = np.empty(0, dtype=dtype)
     flat_args = (empty,) * (2 + n_slots) + tuple(scalars)
     at = np.empty(0, np.int64)
@@ -132,11 +136,15 @@ def prepare(
         wanted += [(kernels.serial, kernels.parallel, flat_args)]
     if packed is None or not packed:
         wanted += [(kernels.chunked_serial, kernels.chunked_parallel, chunked_args)]
-    for serial, parallel, args in wanted:
-        if size is None or size < PARALLEL_MIN_SIZE:
-            serial.compile_for(args)
-        if size is None or size >= PARALLEL_MIN_SIZE:
-            parallel.compile_for(args)
+    for serial_kernel, parallel_kernel, args in wanted:
+        if not parallel:
+            serial_kernel.compile_for(args)
+        if parallel is None or parallel:
+            parallel_kernel.compile_for(args)
+    _PREPARED.add(key)
+
+
+_PREPARED: set[tuple] = set()
 
 
 ENGINES: dict[str, Callable[..., None]] = {"numpy": step_numpy, "fused": step_fused}
