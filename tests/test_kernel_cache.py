@@ -131,23 +131,37 @@ def test_no_usable_cache_dir_compiles_without_disk_cache(tmp_path):
     assert out["warnings"] and str(cache / "kernels") in out["warnings"][0]
 
 
+@pytest.fixture(scope="module")
+def filled_cache(tmp_path_factory) -> Path:
+    """A kernel cache filled by one run of PROGRAM (tests copy it rather than compile again)."""
+    cache = tmp_path_factory.mktemp("filled") / "cache"
+    assert run_program(PROGRAM, {"ADAMKIT_CACHE_DIR": str(cache)}) == {"equal": True, "warnings": []}
+    return cache
+
+
+def copy_of(filled_cache: Path, tmp_path: Path) -> dict[str, str]:
+    shutil.copytree(filled_cache, tmp_path / "cache")  # copy2: times kept, so numba's index stays valid
+    return {"ADAMKIT_CACHE_DIR": str(tmp_path / "cache")}
+
+
 @pytest.mark.parametrize("kind", ["py", "nbi", "nbc"])
-def test_truncated_kernel_files_heal(tmp_path, kind):
-    env = {"ADAMKIT_CACHE_DIR": str(tmp_path / "cache")}
-    assert run_program(PROGRAM, env) == {"equal": True, "warnings": []}
+def test_truncated_kernel_files_heal(tmp_path, kind, filled_cache):
+    env = copy_of(filled_cache, tmp_path)
     files = kernel_files(tmp_path / "cache", kind)
     assert files, f"no .{kind} kernel files were written"
     sizes = {f: f.stat().st_size for f in files}
     for i, f in enumerate(files):
         f.write_bytes(f.read_bytes()[: [0, 7, f.stat().st_size // 2][i % 3]])
     assert run_program(PROGRAM, env) == {"equal": True, "warnings": []}  # healed: same results
-    assert {f: f.stat().st_size for f in files if f.exists()} == {f: sizes[f] for f in files if f.exists()}
+    for f in files:  # rewritten whole (compiled code embeds the directory's path: sizes may differ a little)
+        assert f.exists() and f.stat().st_size > sizes[f] * 0.9, f
+        if kind == "py":
+            assert f.read_bytes() == (filled_cache / "kernels" / f.name).read_bytes()
     assert run_program(PROGRAM, env) == {"equal": True, "warnings": []}  # and the healed cache loads
 
 
-def test_bit_flipped_kernel_source_is_rewritten(tmp_path):
-    env = {"ADAMKIT_CACHE_DIR": str(tmp_path / "cache")}
-    run_program(PROGRAM, env)
+def test_bit_flipped_kernel_source_is_rewritten(tmp_path, filled_cache):
+    env = copy_of(filled_cache, tmp_path)
     (py,) = [f for f in kernel_files(tmp_path / "cache", "py") if f.name.startswith("adam_rule")]
     good = py.read_bytes()
     flipped = bytearray(good)
@@ -157,11 +171,10 @@ def test_bit_flipped_kernel_source_is_rewritten(tmp_path):
     assert py.read_bytes() == good
 
 
-def test_error_that_remains_names_the_cache_dir(tmp_path):
+def test_error_that_remains_names_the_cache_dir(tmp_path, filled_cache):
     """An index file that cannot be read nor deleted (a directory in its place) gives KernelCacheError naming
     the cache directory, from ``prepare`` (before a step) and from a step alike."""
-    env = {"ADAMKIT_CACHE_DIR": str(tmp_path / "cache")}
-    run_program(PROGRAM, env)
+    env = copy_of(filled_cache, tmp_path)
     for index in kernel_files(tmp_path / "cache", "nbi"):
         index.unlink()
         index.mkdir()
