@@ -541,3 +541,22 @@ def test_gradient_accumulation_and_clipping_act_on_the_bound_grads(set_to_none):
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=0.05)
             opt.step()
     assert_same(ours_model, ref_model)
+
+
+def test_non_contiguous_params():
+    """A transposed (non-contiguous) leaf: packed into the flat buffer by value, stepped as torch.optim does."""
+
+    def make():
+        torch.manual_seed(0)
+        return torch.randn(3, 4, dtype=torch.float64).t().detach().requires_grad_()
+
+    w, v = make(), make()
+    assert not w.is_contiguous()
+    ours, ref = at.RAdam([w], lr=0.1), torch.optim.RAdam([v], lr=0.1)
+    target = torch.randn(4, 3, dtype=torch.float64)
+    for _ in range(20):
+        for opt, p in ((ours, w), (ref, v)):
+            opt.zero_grad()
+            ((p - target) ** 2 * torch.arange(12.0, dtype=torch.float64).reshape(4, 3)).sum().backward()
+            opt.step()
+    assert rel_error(w.detach(), v.detach()) <= TOL64
