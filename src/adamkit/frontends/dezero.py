@@ -39,7 +39,7 @@ def setup(opt: Optimizer, model: Any) -> Optimizer:
     if len(set(names)) != len(names):
         names = [f"{n}#{i}" for i, n in enumerate(names)]
     arrays = {name: p.data for name, p in zip(names, params)}
-    opt.add_param_group({"params": arrays})
+    opt.add_param_group({"params": arrays}, packed=True)
     for name, p in zip(names, params):
         p.data = arrays[name]
     opt._bound = getattr(opt, "_bound", []) + list(zip(names, params))
