@@ -198,7 +198,7 @@ class Optimizer:
         if not arrays:
             raise ValueError("var_list is empty: the optimizer needs at least one variable")
         decayed = [self._use_weight_decay(n, a) for n, a in zip(names, arrays)]
-        core = self._core(lr=float(self._current_learning_rate()), convention="keras", **self._hyper())
+        core = self._core(**{"lr": float(self._current_learning_rate()), "convention": "keras", **self._hyper()})
         for flag in (True, False):
             members = {n: a for n, a, d in zip(names, arrays, decayed) if d is flag}
             if members:
@@ -340,9 +340,7 @@ class Optimizer:
                 else:
                     out[...] = g
             skip = frozenset(self._names[i] for i in range(len(self._vars)) if i not in present)
-            _sync(self._vars, [core.params[n] for n in self._names])  # TEMPORARY until the core owns no copies
             core._step(None, skip=skip)
-            _sync([core.params[n] for n in self._names], self._vars)  # TEMPORARY
             if skip:
                 self._share_step_count(skip, self._names[next(iter(present))])
             for acc in self._accumulated:
@@ -464,13 +462,6 @@ def _named(var_list: Variables) -> tuple[list[str], list[np.ndarray]]:
         if not isinstance(array, np.ndarray):
             raise TypeError(f"variable {name!r} must be a NumPy array (updated in place), got {type(array).__name__}")
     return names, arrays
-
-
-def _sync(src: list[np.ndarray], dst: list[np.ndarray]) -> None:
-    """TEMPORARY (until issue 7 lands: the core then steps the caller's arrays themselves)."""
-    for a, b in zip(src, dst):
-        if not np.shares_memory(a, b):
-            b[...] = a
 
 
 def _describe(array: np.ndarray) -> str:
