@@ -9,7 +9,7 @@ import warnings
 import autograd.numpy as anp
 import numpy as np
 import pytest
-from keras_door_util import gradients, keras, variables, worst
+from keras_door_util import gradients, keras, keras_kwargs, variables, worst
 
 import adamkit.keras as ak
 
@@ -30,6 +30,19 @@ def test_signature_is_keras(name):
     ours = inspect.signature(getattr(ak, name)).parameters.values()
     ref = inspect.signature(getattr(keras.optimizers, name)).parameters.values()
     assert [(p.name, p.default) for p in ours] == [(p.name, p.default) for p in ref]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_is_keras(name):
+    kwargs = {"learning_rate": ak.schedules.InverseTimeDecay(0.1, 10, 0.5), "weight_decay": 0.01, "clipnorm": 1.0}
+    ours = getattr(ak, name)(**kwargs, name="opt")
+    theirs = getattr(keras.optimizers, name)(**keras_kwargs(kwargs), name="opt")
+    assert ours.get_config().keys() == theirs.get_config().keys()
+    config = ours.get_config()
+    assert {k: v for k, v in config.items() if k != "learning_rate"} == {
+        k: v for k, v in theirs.get_config().items() if k != "learning_rate"
+    }
+    assert type(ours).from_config(config).get_config() == config
 
 
 def test_both_paths_of_keras_names():

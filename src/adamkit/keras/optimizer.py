@@ -56,6 +56,7 @@ class Optimizer:
     """
 
     _core: ClassVar[type[CoreOptimizer]]
+    _config: ClassVar[tuple[str, ...]] = ()  # the subclass's own hyperparameters, by their Keras names
 
     def __init__(
         self,
@@ -433,6 +434,7 @@ class Optimizer:
         return loss if self.loss_scale_factor is None else loss * self.loss_scale_factor
 
     def get_config(self) -> dict[str, Any]:
+        """Keras's config dict: the constructor's arguments (a schedule as ``{"class_name", "config"}``)."""
         lr = self._learning_rate
         if is_schedule(lr):
             lr = {"class_name": type(lr).__name__, "config": lr.get_config()}
@@ -444,7 +446,19 @@ class Optimizer:
             "ema_momentum": self.ema_momentum, "ema_overwrite_frequency": self.ema_overwrite_frequency,
             "loss_scale_factor": self.loss_scale_factor,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
+            **{key: getattr(self, key) for key in self._config},
         }  # fmt: skip
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
+        """The optimizer ``get_config`` describes (a schedule given as ``{"class_name", "config"}``)."""
+        from . import schedules
+
+        config = dict(config)
+        lr = config.get("learning_rate")
+        if isinstance(lr, Mapping):
+            config["learning_rate"] = getattr(schedules, lr["class_name"]).from_config(lr["config"])
+        return cls(**config)
 
     def __repr__(self) -> str:
         return f"<adamkit.keras.{type(self).__name__} name={self.name!r} iterations={self.iterations}>"

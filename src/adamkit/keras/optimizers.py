@@ -35,6 +35,7 @@ class SGD(Optimizer):
     plain ``p ← p − lr·g`` when ``momentum = 0`` (then ``nesterov`` changes nothing, as in Keras)."""
 
     _core = CoreSGD
+    _config = ("momentum", "nesterov")
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class RMSprop(Optimizer):
     ``s − ḡ²``); with momentum ``b ← μ·b + lr·g/√(s + ε);  p ← p − b``."""
 
     _core = CoreRMSprop
+    _config = ("rho", "momentum", "epsilon", "centered")
 
     def __init__(
         self,
@@ -112,6 +114,7 @@ class Adagrad(Optimizer):
     ``initial_accumulator_value``."""
 
     _core = CoreAdagrad
+    _config = ("initial_accumulator_value", "epsilon")
 
     def __init__(
         self,
@@ -148,6 +151,7 @@ class Adadelta(Optimizer):
     """AdaDelta: ``s ← ρs + (1−ρ)g²;  Δ = √(a + ε)/√(s + ε)·g;  a ← ρa + (1−ρ)Δ²;  p ← p − lr·Δ``."""
 
     _core = CoreAdadelta
+    _config = ("rho", "epsilon")
 
     def __init__(
         self,
@@ -185,6 +189,7 @@ class Adam(Optimizer):
     running maximum of ``v``."""
 
     _core = CoreAdam
+    _config = ("beta_1", "beta_2", "epsilon", "amsgrad")
 
     def __init__(
         self,
@@ -256,6 +261,7 @@ class Adamax(Optimizer):
     """Adamax, Keras's form: ``u ← max(β2·u, |g|);  p ← p − lr/(1−β1ᵗ) · m/(u + ε)``."""
 
     _core = CoreAdamax
+    _config = ("beta_1", "beta_2", "epsilon")
 
     def __init__(
         self,
@@ -293,6 +299,7 @@ class Nadam(Optimizer):
     """NAdam, Keras's form: Adam's moments with the momentum schedule ``μ_t = β1·(1 − ½·0.96ᵗ)``."""
 
     _core = CoreNAdam
+    _config = ("beta_1", "beta_2", "epsilon")
 
     def __init__(
         self,
