@@ -248,6 +248,24 @@ def test_finalize_variable_values_as_in_keras():
     ak.Adam(0.01).finalize_variable_values(before)  # without EMA: nothing to do, as in Keras
 
 
+def test_attributes_changed_mid_run_take_effect_as_in_keras():
+    """Keras reads its hyperparameters from the attributes at every step: so does adamkit.keras."""
+    arrays = variables("unit")
+    kvars = [keras.Variable(a.copy()) for a in arrays]
+    opt, kopt = (m.Adam(0.01) for m in (ak, keras.optimizers))
+    for t, grads in enumerate(gradients("unit", 60)):
+        if t == 20:
+            for o in (opt, kopt):
+                o.beta_1, o.weight_decay, o.clipnorm = 0.5, 0.1, 1.0
+        if t == 40:
+            for o in (opt, kopt):
+                o.clipnorm, o.global_clipnorm, o.epsilon = None, 2.0, 1e-3
+        opt.apply(grads, arrays)
+        kopt.apply([keras.ops.convert_to_tensor(g) for g in grads], kvars)
+    assert worst(arrays, [_np(v) for v in kvars]) <= 1e-6
+    assert [type(h).__name__ for h in opt.optimizer.hooks] == ["ClipByGlobalNorm"]
+
+
 # ----------------------------------------------------------------------------------------------- learning rate
 def test_learning_rate_reads_and_sets_as_in_keras():
     w = np.zeros(2, np.float32)

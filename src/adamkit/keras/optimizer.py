@@ -124,6 +124,7 @@ class Optimizer:
         self._accumulated: list[np.ndarray] = []
         self._averages: list[np.ndarray] = []
         self.optimizer: CoreOptimizer | None = None  # the adamkit optimizer doing the updates, once built
+        self._clip: Any = None  # (hook class, threshold) in the core's hooks
 
     # ------------------------------------------------------------------------------- subclass API
     def _validate(self) -> None:
@@ -205,9 +206,6 @@ class Optimizer:
             if members:
                 core.add_param_group({"params": members, "weight_decay": self._weight_decay(flag)})
                 self._group_decayed.append(flag)
-        clip = self._clip_hook()
-        if clip is not None:
-            core.add_hook(clip)
         self.optimizer = core
         self._vars, self._names = list(arrays), list(names)
         self._index = {id(a): i for i, a in enumerate(arrays)}
@@ -217,15 +215,22 @@ class Optimizer:
             self._averages = [np.zeros_like(a) for a in arrays]
         self.built = True
 
-    def _clip_hook(self) -> Any:
-        """Keras clips only with a positive setting (0, negative: no clipping)."""
+    def _set_clip_hook(self, core: CoreOptimizer) -> None:
+        """Put the clipping the attributes ask for first among the core's hooks (Keras reads them every step and
+        clips only with a positive setting: 0 or negative, no clipping)."""
         if self.clipnorm and self.clipnorm > 0:
-            return ClipByNorm(self.clipnorm)
-        if self.global_clipnorm and self.global_clipnorm > 0:
-            return ClipByGlobalNorm(self.global_clipnorm)
-        if self.clipvalue and self.clipvalue > 0:
-            return ClipGradValue(self.clipvalue)
-        return None
+            clip: Any = (ClipByNorm, self.clipnorm)
+        elif self.global_clipnorm and self.global_clipnorm > 0:
+            clip = (ClipByGlobalNorm, self.global_clipnorm)
+        elif self.clipvalue and self.clipvalue > 0:
+            clip = (ClipGradValue, self.clipvalue)
+        else:
+            clip = None
+        if clip == self._clip:
+            return
+        others = [h for h in core.hooks if not isinstance(h, (ClipByNorm, ClipByGlobalNorm, ClipGradValue))]
+        core.hooks[:] = ([clip[0](clip[1])] if clip else []) + others
+        self._clip = clip
 
     def _weight_decay(self, decayed: bool) -> float:
         return float(self.weight_decay) if decayed and self.weight_decay is not None else 0.0
@@ -326,6 +331,7 @@ class Optimizer:
         hyper = self._hyper()
         for group, decayed in zip(core.param_groups, self._group_decayed):
             group.update(hyper, lr=lr, weight_decay=self._weight_decay(decayed))
+        self._set_clip_hook(core)
         if self.loss_scale_factor is not None:
             present = {i: g / g.dtype.type(self.loss_scale_factor) for i, g in present.items()}
         k = self.gradient_accumulation_steps
