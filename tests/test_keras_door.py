@@ -79,7 +79,7 @@ def _kwargs(name: str, stream: str, option: str) -> tuple[dict, int]:
     return {"learning_rate": lr, **_options(STREAMS[stream][1])[option]}, 0
 
 
-@pytest.mark.parametrize("option, stream", CASES, ids="-".join)
+@pytest.mark.parametrize("option, stream", CASES, ids=[f"{o}-{s}" for o, s in CASES])
 @pytest.mark.parametrize("name", list(LR))
 def test_option_matches_keras(name, option, stream):
     kwargs, none_every = _kwargs(name, stream, option)
