@@ -36,3 +36,12 @@ def test_quadratic_example_fits():
             assert ours[1] == theirs[1] and abs(float(ours[0]) - float(theirs[0])) <= 1e-3 * float(theirs[0]), line
             same += 1
     assert same >= 5
+
+
+def test_textbook_chapter6_example_runs_every_optimizer_toward_the_minimum():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "textbook_ch6.py")], capture_output=True, text=True, check=True
+    ).stdout
+    finals = dict(re.findall(r"^(\w+): f = ([\d.e+-]+) after 30 steps", out, re.M))
+    assert set(finals) == {"SGD", "Momentum", "AdaGrad", "Adam"}
+    assert all(float(v) < 0.5 * (49 / 20 + 4) for v in finals.values()), finals  # each improved on f(−7, 2)
