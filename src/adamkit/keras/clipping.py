@@ -1,24 +1,21 @@
-"""Keras's gradient clipping, as adamkit hooks (they run before each update, on the gradients being applied).
+"""Keras's gradient clipping, as adamkit hooks (they transform the step's gradients before the update).
 
 Keras's forms differ from torch's ``clip_grad_norm_`` (adamkit's ``ClipGradNorm``): ``clipnorm`` clips each
 gradient by its *own* norm, and neither adds torch's 1e-6 to the norm. ``clipvalue`` is adamkit's
-``ClipGradValue``. A non-finite norm makes the gradients NaN, as in Keras.
+``ClipGradValue``. A non-finite norm makes the gradients NaN, as in Keras. Norms are adamkit's fixed-order
+float64 reductions (Keras sums in the gradient's dtype: the two differ in the last bit of the norm).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..hooks import Hook
+from ..hooks import Hook, active_arrays
+from ..reduce import sum_of_squares
 
 if TYPE_CHECKING:
     from ..optimizer import Optimizer
-
-
-def _active(opt: Optimizer, skip: set[str]) -> list[np.ndarray]:
-    return [g for name, g in opt.grads.items() if name not in skip]
 
 
 class ClipByNorm(Hook):
@@ -28,12 +25,11 @@ class ClipByNorm(Hook):
         self.clipnorm = clipnorm
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
-        for g in _active(opt, skip):
-            x = g.dtype.type
-            l2sum = np.sum(np.square(g), dtype=g.dtype)
-            norm = np.sqrt(l2sum) if l2sum > 0 else l2sum
-            g *= x(self.clipnorm)
-            g /= np.maximum(norm, x(self.clipnorm))
+        for _, _, g in active_arrays(opt, skip, per_tensor=True):
+            c = g.dtype.type(self.clipnorm)
+            norm = g.dtype.type(math.sqrt(sum_of_squares([g])))
+            g *= c
+            g /= max(norm, c) if norm == norm else norm  # NaN stays NaN (max() would drop it)
 
 
 class ClipByGlobalNorm(Hook):
@@ -43,12 +39,9 @@ class ClipByGlobalNorm(Hook):
         self.global_clipnorm = global_clipnorm
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
-        grads = _active(opt, skip)
-        if not grads:
-            return
-        x = np.result_type(*grads).type
-        norm = np.sqrt(np.sum([np.sum(np.square(g), dtype=x) for g in grads], dtype=x))
+        grads = [g for _, _, g in active_arrays(opt, skip)]
+        norm = math.sqrt(sum_of_squares(grads))
         c = self.global_clipnorm
-        scale = x(c) * np.minimum(x(1.0) / norm, x(1.0 / c)) + (norm - norm)  # NaN for a non-finite norm
+        scale = c * min(1.0 / norm, 1.0 / c) if 0 < norm < math.inf else (1.0 if norm == 0 else math.nan)
         for g in grads:
-            g *= scale.astype(g.dtype)
+            g *= g.dtype.type(scale)

@@ -339,15 +339,12 @@ class Optimizer:
             for i, g in present.items():
                 self._accumulated[i] += g
         else:
-            for i, g in present.items():
-                out = core.grads[self._names[i]]
-                if k:
-                    np.add(g, self._accumulated[i], out=out)
-                    out /= out.dtype.type(k)
-                else:
-                    out[...] = g
+            if k:
+                present = {i: (g + self._accumulated[i]) / g.dtype.type(k) for i, g in present.items()}
+            # the core reads the gradients where they are; a skipped variable's entry is never read
+            grads = {n: present[i] if i in present else core.grads[n] for i, n in enumerate(self._names)}
             skip = frozenset(self._names[i] for i in range(len(self._vars)) if i not in present)
-            core._step(None, skip=skip)
+            core._step(grads, skip=skip)
             if skip:
                 self._share_step_count(skip, self._names[next(iter(present))])
             for acc in self._accumulated:
