@@ -2,7 +2,7 @@
 
 Workloads: the tutorial's three scalar variables (w1, w2, b), and a 1.07M-parameter MLP (784-1024-256-10,
 kernels and biases: 6 tensors). Each contender applies the same fixed gradients every call; times are medians,
-timed interleaved (bench_step.median_ms). Columns:
+timed interleaved (adamkit.lab.bench.median_ms). Columns:
 
 - ``adamkit.keras``: ``opt.apply_gradients(zip(grads, vars))`` on NumPy arrays (the door: gradients copied in,
   Keras's bookkeeping, one fused kernel);
@@ -27,9 +27,9 @@ import keras  # noqa: E402
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bench_step import median_ms  # noqa: E402
 
 import adamkit.keras as ak  # noqa: E402
+from adamkit.lab.bench import median_ms  # noqa: E402
 
 WORKLOADS = {
     "tutorial 3 scalars": [(), (), ()],
