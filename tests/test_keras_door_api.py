@@ -204,6 +204,29 @@ def test_none_gradients_as_in_keras():
     assert np.array_equal(v, [[3.0, 4.0], [5.0, 6.0]]) and np.array_equal(v2, [[2.0, 3.0], [4.0, 5.0]])
 
 
+def test_variable_without_gradients_costs_nothing_and_catches_up_when_it_returns():
+    """Keras has one step count: a variable that missed updates is bias-corrected with it when it comes back
+    (checked against Keras in test_keras_door.py); the catch-up happens once, on its return."""
+    w, unused = np.ones(3, np.float32), np.ones(2, np.float32)
+    opt, k_opt = ak.Adam(0.01), keras.optimizers.Adam(0.01)
+    kw, kunused = _k(w.copy()), _k(unused.copy())
+    opt.build([w, unused])
+    loads = []
+    load = opt.optimizer.load_state_dict
+    opt.optimizer.load_state_dict = lambda state: (loads.append(1), load(state))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for t in range(10):
+            g = None if t < 9 else np.full(2, 0.5, np.float32)
+            opt.apply([np.full(3, 0.5, np.float32), g], [w, unused])
+            k_grads = [keras.ops.full((3,), 0.5), None if g is None else keras.ops.convert_to_tensor(g)]
+            k_opt.apply(k_grads, [kw, kunused])
+            if t == 8:
+                assert loads == [] and np.array_equal(unused, np.ones(2, np.float32))
+    assert loads == [1]
+    assert worst([w, unused], [_np(kw), _np(kunused)]) <= 1e-6
+
+
 def test_gradient_accumulation_as_in_keras():
     """Keras's own test_gradient_accumulation: three applies, one update with the mean; iterations // 3."""
     v = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)

@@ -121,6 +121,7 @@ class Optimizer:
         self._exclude_ids: set[int] = set()
         self._exclude_pattern: re.Pattern[str] | None = None
         self._group_decayed: list[bool] = []  # per param group of the adamkit optimizer: weight decay on?
+        self._behind: set[str] = set()  # variables that missed updates (their step count lags the optimizer's)
         self._accumulated: list[np.ndarray] = []
         self._averages: list[np.ndarray] = []
         self.optimizer: CoreOptimizer | None = None  # the adamkit optimizer doing the updates, once built
@@ -344,23 +345,28 @@ class Optimizer:
             # the core reads the gradients where they are; a skipped variable's entry is never read
             grads = {n: present[i] if i in present else core.grads[n] for i, n in enumerate(self._names)}
             skip = frozenset(self._names[i] for i in range(len(self._vars)) if i not in present)
+            returning = [n for i, n in enumerate(self._names) if i in present and n in self._behind]
+            if returning:  # they missed updates: give them the optimizer's count first, as Keras has one count
+                self._share_step_count(returning, next(n for n in self._names if n not in self._behind))
+                self._behind.difference_update(returning)
             core._step(grads, skip=skip)
-            if skip:
-                self._share_step_count(skip, self._names[next(iter(present))])
+            self._behind.update(skip)
             for acc in self._accumulated:
                 acc.fill(0)
         if self.use_ema:
             self._update_moving_average()
         self._iterations += 1
 
-    def _share_step_count(self, skipped: frozenset[str], stepped: str) -> None:
-        """Keras counts steps per optimizer, adamkit per parameter: give the variables that had no gradient this
-        step the step count (and host scalars, e.g. Nadam's μ product) of one that had."""
+    def _share_step_count(self, behind: list[str], current: str) -> None:
+        """Keras counts steps per optimizer, adamkit per parameter: give the variables ``behind`` (they had no
+        gradient at some updates) the step count and host scalars (e.g. Nadam's μ product) of ``current``, a
+        variable that took every update. Done when they come back, so a variable that never has a gradient
+        costs nothing."""
         core = self.optimizer
         assert core is not None
         state = core.state_dict()
-        shared = {k: v for k, v in state["state"].get(stepped, {}).items() if not isinstance(v, np.ndarray)}
-        for name in skipped:
+        shared = {k: v for k, v in state["state"].get(current, {}).items() if not isinstance(v, np.ndarray)}
+        for name in behind:
             state["state"].setdefault(name, {}).update(shared)
         core.load_state_dict(state)
 
