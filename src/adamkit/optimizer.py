@@ -418,7 +418,9 @@ class Optimizer:
                 g = [sources[flat.segments[i].name] for i in ids]
             else:
                 g = flat.grad
-            prepare(self.engine, rule, len(slots))
+            tensors = flat.tensors(members)
+            packed = tensors.flat is not None and isinstance(g, np.ndarray)
+            prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
             arrays = [
                 flat.state[name] if name in flat.state else new.setdefault(name, _filled(flat, fill))
                 for name, fill in ((name, self._slot_fill(group, name)) for name in slots)
