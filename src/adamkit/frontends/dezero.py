@@ -113,7 +113,7 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
     for g, flat in opt.flat_buffers():
         if g is group:
             names = [seg.name for seg in flat.segments]
-            views = [seg.view(flat.data) for seg in flat.segments]
+            views = [opt.params[n] for n in names]  # the arrays the parameters are bound to
             b.bound.append(BoundFlat(flat, names, [by_name[n] for n in names], views, [v.shape for v in views]))
 
 
