@@ -48,15 +48,22 @@ def test_fused_equals_numpy(case, dtype):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 def test_fused_equals_numpy_parallel_kernel(case, dtype, monkeypatch):
-    """A buffer above PARALLEL_MIN_SIZE takes the prange kernel (with a 0-d and an empty tensor in it)."""
+    """Tensors above PARALLEL_MIN_SIZE in all take the prange kernel over the caller's arrays (with a 0-d and an
+    empty tensor among them, and one tensor spanning several chunks)."""
+    used = spy_kernels(monkeypatch)
+    shapes = {"big": (2 * adamkit.flat.CHUNK + 17,), "s": (), "e": (0, 3), "w": (5, 3)}
+    assert_engines_agree(case, dtype, shapes=shapes, steps=5)
+    assert used and set(used) == {"chunked_parallel"}
+
+
+def spy_kernels(monkeypatch) -> list[str]:
+    """Record the name of every fused kernel called."""
     used = []
     kernels = adamkit.engine._kernels
 
     def spy(rule, n_slots):
-        serial, parallel = kernels(rule, n_slots)
-        return (lambda *a: used.append("serial") or serial(*a)), (lambda *a: used.append("parallel") or parallel(*a))
+        found = kernels(rule, n_slots)
+        return type(found)(*(lambda *a, k=k, f=f: used.append(k) or f(*a) for k, f in found._asdict().items()))
 
     monkeypatch.setattr(adamkit.engine, "_kernels", spy)
-    shapes = {"big": (adamkit.engine.PARALLEL_MIN_SIZE + 17,), "s": (), "e": (0, 3), "w": (5, 3)}
-    assert_engines_agree(case, dtype, shapes=shapes, steps=5)
-    assert used and set(used) == {"parallel"}
+    return used

@@ -1,4 +1,5 @@
-"""Flat buffers: live views go back into the caller's containers; grads in place; groups; dtypes."""
+"""Parameter storage: the caller's arrays (default) or packed views put back into the container; grads in place;
+groups; dtypes."""
 
 from __future__ import annotations
 
@@ -16,17 +17,30 @@ def base_of(view: np.ndarray) -> np.ndarray:
     return view
 
 
-def test_dict_values_become_views_of_one_buffer():
+def test_the_callers_arrays_are_the_parameters():
+    params = make_params(np.float32)
+    originals = {k: v for k, v in params.items()}
+    expected = {k: v - np.float32(0.1) for k, v in params.items()}
+    opt = adamkit.SGD(params, lr=0.1)
+    for k in params:
+        assert params[k] is originals[k] and opt.params[k] is originals[k]
+    opt.step({k: np.ones_like(v) for k, v in params.items()})
+    for k in params:
+        assert params[k] is originals[k]
+        np.testing.assert_array_equal(originals[k], expected[k])
+
+
+def test_packed_group_values_become_views_of_one_buffer():
     params = make_params(np.float32)
     originals = {k: v.copy() for k, v in params.items()}
-    opt = adamkit.SGD(params, lr=0.1)
+    opt = adamkit.SGD(lr=0.1)
+    opt.add_param_group({"params": params}, packed=True)
     bases = {id(base_of(v)) for v in params.values()}
     assert len(bases) == 1
     for k in params:
         assert np.array_equal(params[k], originals[k]) and params[k].shape == originals[k].shape
         assert base_of(params[k]) is base_of(opt.params[k])
-    grads = {k: np.ones_like(v) for k, v in params.items()}
-    opt.step(grads)
+    opt.step({k: np.ones_like(v) for k, v in params.items()})
     for k in params:
         np.testing.assert_array_equal(params[k], originals[k] - np.float32(0.1))
 
@@ -47,7 +61,8 @@ def test_list_and_group_containers_are_rebound():
 
 def test_mixed_dtypes_in_one_group_get_one_buffer_each():
     params = {"a": np.ones(3, np.float32), "b": np.ones(2, np.float64), "c": np.ones(4, np.float32)}
-    opt = adamkit.Adam(params, lr=0.1)
+    opt = adamkit.Adam(lr=0.1)
+    opt.add_param_group({"params": params}, packed=True)
     assert base_of(params["a"]) is base_of(params["c"])
     assert base_of(params["a"]) is not base_of(params["b"])
     opt.step({k: np.ones_like(v) for k, v in params.items()})
@@ -95,7 +110,9 @@ def test_zero_d_and_empty_tensors_update():
 def test_one_contiguous_buffer_per_group_and_dtype():
     g1 = {"a": np.ones(3), "b": np.ones((2, 2)), "s": np.array(1.0), "e": np.zeros((0, 3))}
     g2 = {"c": np.ones(4), "d": np.ones(2, np.float32)}
-    adamkit.Adam([{"params": g1}, {"params": g2, "lr": 0.5}])
+    opt = adamkit.Adam()
+    opt.add_param_group({"params": g1}, packed=True)
+    opt.add_param_group({"params": g2, "lr": 0.5}, packed=True)
     (b1,) = {id(base_of(v)) for v in g1.values()}
     assert id(base_of(g2["c"])) != b1 and base_of(g2["c"]) is not base_of(g2["d"])
     base = base_of(g1["a"])

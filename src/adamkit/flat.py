@@ -1,8 +1,12 @@
-"""Flat buffers: every parameter of one group and dtype packed into one contiguous array.
+"""Parameter buckets: the tensors of one (param group, dtype), with adamkit's flat gradient and state beside them.
 
-The gradient and every state slot (m, v, momentum buffer, ...) are arrays of the same layout, so one kernel
-call updates all tensors of the group. A segment table records where each tensor lives. Step counts and host
-scalars are kept per tensor, as torch.optim does: they stay equal unless some tensors skip steps.
+The parameters are kept where they live. By default they are the **caller's own arrays**, updated in place
+(the fused engine reaches them through their addresses and a chunk table); a front end whose parameter objects
+may be rebound (DeZero's ``.data``, torch's ``p.data``, ``minimize``'s own copy) may instead ``pack`` them into
+one contiguous buffer that adamkit owns, and bind its objects to views of it. Either way the gradient and every
+state slot (m, v, momentum buffer, ...) are flat arrays laid out tensor after tensor, so one kernel call updates
+every tensor of the bucket. Step counts and host scalars are kept per tensor, as torch.optim does: they stay
+equal unless some tensors skip steps.
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import numpy as np
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+CHUNK = 1 << 14
+"""Elements per row of the chunk table: the unit of parallel work over caller-owned tensors."""
+
 
 @dataclass(frozen=True)
 class Segment:
-    """One tensor inside a flat buffer: ``buffer[offset : offset + size].reshape(shape)``."""
+    """One tensor's place in the flat gradient and state arrays: ``flat[offset : offset + size]``."""
 
     name: str
     offset: int
@@ -42,39 +49,66 @@ class Run:
 
 
 @dataclass
-class FlatBuffer:
-    """Parameters, gradient and optimizer state of one (param group, dtype), each one 1-D array.
+class Tensors:
+    """Some tensors of a bucket, as the engines take them.
 
+    ``flat`` (1-D, the parameters of a packed bucket when every tensor is stepped) or else ``views`` (1-D views of
+    each parameter), ``offsets`` (where each starts in the flat gradient and state), and for the fused engine
+    ``addresses`` (of each parameter's first element) and ``chunks`` (rows ``(tensor, start, stop, flat offset)``).
+    """
+
+    flat: np.ndarray | None
+    views: list[np.ndarray]
+    offsets: list[int]
+    addresses: np.ndarray
+    chunks: np.ndarray
+    size: int  # elements in all
+
+
+@dataclass
+class FlatBuffer:
+    """Parameters, flat gradient and flat optimizer state of one (param group, dtype).
+
+    ``params[i]`` is the array that *is* tensor ``i`` (the caller's, or a view of ``data`` when packed);
     ``state`` maps slot names to flat arrays; ``steps[i]`` and ``scalars[i]`` are the update count and the
-    host-side running values (e.g. NAdam's μ product) of segment ``i``.
+    host-side running values (e.g. NAdam's μ product) of tensor ``i``.
     """
 
     dtype: np.dtype
     segments: list[Segment]
-    data: np.ndarray
+    params: list[np.ndarray]
     grad: np.ndarray
+    data: np.ndarray | None = None  # the packed parameter buffer, when adamkit owns the storage
     state: dict[str, np.ndarray] = field(default_factory=dict)
     steps: list[int] = field(default_factory=list)
     scalars: list[dict[str, float]] = field(default_factory=list)
-    uniform: bool = True  # all segments share one step count (the fast path: no per-segment work)
+    uniform: bool = True  # all tensors share one step count (the fast path: no per-tensor work)
+    _all: Tensors | None = None
 
     @classmethod
-    def pack(cls, named: list[tuple[str, np.ndarray]]) -> FlatBuffer:
-        """Copy ``named`` arrays (all of one dtype) into one new contiguous buffer."""
+    def of(cls, named: list[tuple[str, np.ndarray]], *, packed: bool = False) -> FlatBuffer:
+        """A bucket over ``named`` arrays (all of one dtype): the arrays themselves, or packed into a new buffer
+        (then ``params`` are views of it and the caller's arrays are no longer used)."""
         dtype = named[0][1].dtype
         segments, offset = [], 0
         for name, array in named:
             segments.append(Segment(name, offset, tuple(array.shape)))
             offset += array.size
-        data = np.empty(offset, dtype=dtype)
-        for seg, (_, array) in zip(segments, named):
-            seg.view(data)[...] = array
+        data = None
+        if packed:
+            data = np.empty(offset, dtype=dtype)
+            for seg, (_, array) in zip(segments, named):
+                seg.view(data)[...] = array
+            arrays = [seg.view(data) for seg in segments]
+        else:
+            arrays = [array for _, array in named]
         n = len(segments)
-        return cls(dtype, segments, data, np.zeros_like(data), steps=[0] * n, scalars=[{} for _ in range(n)])
+        grad = np.zeros(offset, dtype)
+        return cls(dtype, segments, arrays, grad, data, steps=[0] * n, scalars=[{} for _ in range(n)])
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self.grad.size
 
     def slot(self, name: str, fill: float = 0.0) -> np.ndarray:
         """The flat state array ``name``, created filled with ``fill`` on first use."""
@@ -82,13 +116,32 @@ class FlatBuffer:
             self.state[name] = np.full(self.size, fill, dtype=self.dtype)
         return self.state[name]
 
-    def ranges(self, members: list[int]) -> list[tuple[int, int]]:
-        """The segments ``members`` (ascending) as maximal contiguous ``(start, stop)`` element ranges."""
-        out: list[tuple[int, int]] = []
-        for i in members:
-            seg = self.segments[i]
-            if out and out[-1][1] == seg.offset:
-                out[-1] = (out[-1][0], seg.offset + seg.size)
-            else:
-                out.append((seg.offset, seg.offset + seg.size))
-        return out
+    def replace(self, i: int, array: np.ndarray) -> None:
+        """Make ``array`` (already validated: same shape and dtype, C-contiguous) the storage of tensor ``i``."""
+        if self.data is not None:
+            self.segments[i].view(self.data)[...] = array
+        else:
+            self.params[i] = array
+            self._all = None
+
+    def tensors(self, members: list[int] | None = None) -> Tensors:
+        """The tensors ``members`` (ascending; None: all) in the engines' form."""
+        if members is None:
+            if self._all is None:
+                self._all = self._tensors(range(len(self.segments)))
+            return self._all
+        return self._tensors(members)
+
+    def _tensors(self, members: range | list[int]) -> Tensors:
+        views = [self.params[i].reshape(-1) for i in members]
+        offsets = [self.segments[i].offset for i in members]
+        addresses = np.array([v.ctypes.data for v in views], dtype=np.int64)
+        rows = [
+            (k, a, min(a + CHUNK, v.size), o + a)
+            for k, (v, o) in enumerate(zip(views, offsets))
+            for a in range(0, v.size, CHUNK)
+        ]
+        chunks = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        whole = self.data is not None and len(views) == len(self.segments)
+        size = sum(v.size for v in views)
+        return Tensors(self.data if whole else None, views, offsets, addresses, chunks, size)

@@ -34,15 +34,15 @@ class Hook:
 
 
 def active_arrays(opt: Optimizer, skip: set[str]) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
-    """``(group, params, grads)`` over the parameters not in ``skip``: whole flat buffers where nothing is
-    skipped, else one view per active tensor."""
+    """``(group, params, grads)`` over the parameters not in ``skip``: whole packed buffers where nothing is
+    skipped, else one (1-D) view per active tensor."""
     for group, flat in opt.flat_buffers():
-        if not any(seg.name in skip for seg in flat.segments):
+        if flat.data is not None and not any(seg.name in skip for seg in flat.segments):
             yield group, flat.data, flat.grad
             continue
-        for seg in flat.segments:
+        for seg, p in zip(flat.segments, flat.params):
             if seg.name not in skip:
-                yield group, seg.view(flat.data), seg.view(flat.grad)
+                yield group, p.reshape(-1), flat.grad[seg.offset : seg.offset + seg.size]
 
 
 class WeightDecay(Hook):

@@ -16,6 +16,7 @@ group's lr. Everything is validated before anything is written: a refused step c
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar
 
@@ -80,6 +81,7 @@ class Optimizer:
         self.hooks: list[Hook] = []
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
+        self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
             for group in _as_groups(params):
@@ -114,40 +116,102 @@ class Optimizer:
     def add_param_group(self, param_group: dict[str, Any], *, packed: bool = False) -> None:
         """Add a group ``{"params": dict or list of arrays, **hyperparameters}``.
 
+        The arrays themselves are the parameters: every step updates them in place, wherever the caller keeps
+        references to them (C-contiguous, writeable, not overlapping one another). If the caller later puts a
+        new array into the dict or list (``params["w"] = params["w"] + 1``), the next step adopts it.
+
         ``packed=True`` (for front ends whose parameter objects may be rebound: DeZero, torch, minimize):
-        adamkit copies the arrays into one flat buffer it owns and puts views back into the container.
+        adamkit copies the arrays into one flat buffer it owns and puts views of it back into the container.
         """
         if not isinstance(param_group, dict) or "params" not in param_group:
             raise TypeError("a param group must be a dict with a 'params' entry")
         container = param_group["params"]
-        named = _named_arrays(container, start=len(self._where))
+        named = _named_arrays(container, start=len(self._where), packed=packed)
         taken = [name for name, _ in named if name in self._where]
         if taken or len({n for n, _ in named}) != len(named):
             raise ValueError(f"parameter names must be unique across groups; repeated: {taken or named}")
         seen = {id(view) for view in self._param_views.values()}
         for name, array in named:
             if id(array) in seen:
-                raise ValueError(f"parameter {name!r} appears more than once")
+                raise ValueError(f"parameter {name!r} appears more than once (in this or another param group)")
             seen.add(id(array))
+        if not packed:
+            _refuse_overlaps([*self._caller_arrays(), *named])
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k not in self._STRUCTURE}}
         self._check(group)
 
-        flats = []
-        for dtype in dict.fromkeys(a.dtype for _, a in named):
-            flats.append(FlatBuffer.pack([(n, a) for n, a in named if a.dtype == dtype]))
-        views = {}
+        flats = [
+            FlatBuffer.of([(n, a) for n, a in named if a.dtype == dtype], packed=packed)
+            for dtype in dict.fromkeys(a.dtype for _, a in named)
+        ]
         for flat in flats:
-            for seg in flat.segments:
-                views[seg.name] = seg.view(flat.data)
+            for i, seg in enumerate(flat.segments):
                 self._where[seg.name] = (flat, seg)
-                self._param_views[seg.name] = views[seg.name]
+                self._param_views[seg.name] = flat.params[i]
                 self._grad_views[seg.name] = seg.view(flat.grad)
         names = [name for name, _ in named]
-        _rebind(container, names, views)
-        group["params"] = [views[n] for n in names]
+        if packed:
+            _rebind(container, names, self._param_views)
+        group["params"] = [self._param_views[n] for n in names]
         group["param_names"] = names
         self.param_groups.append(group)
         self._flats.append(flats)
+        self._containers.append((container, list(container) if isinstance(container, Mapping) else None))
+
+    def _caller_arrays(self) -> Iterator[tuple[str, np.ndarray]]:
+        """``(name, array)`` of every parameter that is a caller's own array (not a view of a packed buffer)."""
+        for flats in self._flats:
+            for flat in flats:
+                if flat.data is None:
+                    yield from zip((seg.name for seg in flat.segments), flat.params)
+
+    def _adopt_rebound(self) -> None:
+        """Adopt arrays the caller put into a group's dict or list in place of the ones it passed.
+
+        Every replacement is validated (shape, dtype, layout, overlaps) before any is adopted.
+        """
+        changes = []
+        for group, (container, keys) in zip(self.param_groups, self._containers):
+            current = [container[k] for k in keys] if keys is not None else container
+            if keys is not None and len(container) != len(keys):
+                added, removed = [k for k in container if k not in keys], [k for k in keys if k not in container]
+                raise KeyError(
+                    f"the params dict of a param group changed its keys since the optimizer took it (added "
+                    f"{added}, removed {removed}); add new parameters with add_param_group"
+                )
+            if keys is None and len(current) != len(group["params"]):
+                raise ValueError(
+                    f"the params list of a param group changed length ({len(group['params'])} → {len(current)}); "
+                    "add new parameters with add_param_group"
+                )
+            if all(map(operator.is_, current, group["params"])):
+                continue
+            for i, (array, old) in enumerate(zip(current, group["params"])):
+                if array is not old:
+                    name = group["param_names"][i]
+                    flat, seg = self._where[name]
+                    packed = flat.data is not None
+                    _check_array(name, array, packed=packed)
+                    if array.shape != seg.shape or array.dtype != flat.dtype:
+                        raise ValueError(
+                            f"parameter {name!r} was replaced by an array of shape {array.shape} and dtype "
+                            f"{array.dtype}; expected shape {seg.shape} and dtype {flat.dtype}"
+                        )
+                    changes.append((group, i, name, flat, seg, array, packed))
+        if not changes:
+            return
+        replaced = {name for _, _, name, *_ in changes}
+        kept = [(n, a) for n, a in self._caller_arrays() if n not in replaced]
+        _refuse_overlaps(kept + [(name, array) for _, _, name, _, _, array, packed in changes if not packed])
+        for group, i, name, flat, seg, array, packed in changes:
+            flat.replace(flat.segments.index(seg), array)
+            if packed:
+                array = self._param_views[name]
+                container, keys = self._containers[self.param_groups.index(group)]
+                container[keys[i] if keys is not None else i] = array
+            else:
+                self._param_views[name] = array
+            group["params"][i] = array
 
     def setup(self, model: Any) -> Optimizer:
         """DeZero/Chainer style: take ``model.params()`` and bind their ``.data`` to flat views; returns self."""
@@ -194,6 +258,7 @@ class Optimizer:
 
     def _step(self, grads: Grads | None, skip: frozenset[str]) -> None:
         """One update of every parameter not named in ``skip`` (their gradient, state and step are untouched)."""
+        self._adopt_rebound()
         self._apply_schedule()
         for group in self.param_groups:
             self._check(group)
@@ -224,19 +289,15 @@ class Optimizer:
             self._apply_schedule()
 
     def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int] | None, t: int) -> None:
-        """Step ``t`` of the segments ``members`` of ``flat`` (None: all of them, one kernel call), in place:
-        one kernel call per contiguous run of them."""
+        """Step ``t`` of the tensors ``members`` of ``flat`` (None: all of them), in place, in one kernel call."""
         view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0] if members else 0]))
         rule, slots, scalars = self._plan(group, view, t)
         arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
-        scalars = _cast(scalars, flat.dtype)
+        run(rule, flat.tensors(members), flat.grad, arrays, _cast(scalars, flat.dtype))
         if members is None:
-            run(rule, flat.data, flat.grad, arrays, scalars)
             n = len(flat.segments)
             flat.steps, flat.scalars = [t] * n, [view.scalars] * n  # one shared dict, replaced, never mutated
             return
-        for a, b in flat.ranges(members):
-            run(rule, flat.data[a:b], flat.grad[a:b], [s[a:b] for s in arrays], scalars)
         for i in members:
             flat.steps[i] = t
             flat.scalars[i] = dict(view.scalars)
@@ -402,28 +463,56 @@ def _as_groups(params: Params) -> list[dict[str, Any]]:
     )
 
 
-def _named_arrays(container: Any, start: int) -> list[tuple[str, np.ndarray]]:
+def _named_arrays(container: Any, start: int, *, packed: bool) -> list[tuple[str, np.ndarray]]:
     if isinstance(container, MutableMapping):
-        items = [(str(k), v) for k, v in container.items()]
+        bad = [k for k in container if not isinstance(k, str)]
+        if bad:
+            raise TypeError(f"a params dict must be keyed by parameter names (str); got keys {bad}")
+        items = list(container.items())
     elif isinstance(container, list):
         items = [(str(start + i), v) for i, v in enumerate(container)]
     else:
         raise TypeError(
-            "a group's params must be a dict {name: array} or a list of arrays (adamkit replaces its entries "
-            f"with views into the flat buffer); got {type(container).__name__}"
+            "a group's params must be a dict {name: array} or a list of arrays; "
+            f"got {type(container).__name__}"
         )
     for name, array in items:
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"parameter {name!r} must be a NumPy array, got {type(array).__name__}")
-        if array.dtype not in SUPPORTED_DTYPES:
-            raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64")
+        _check_array(name, array, packed=packed)
     return items
 
 
-def _rebind(container: Any, names: list[str], views: dict[str, np.ndarray]) -> None:
-    """Put the flat-buffer views back into the caller's dict or list."""
+def _check_array(name: str, array: Any, *, packed: bool) -> None:
+    """A parameter must be a float32/float64 ndarray; one updated in place must be C-contiguous and writeable."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"parameter {name!r} must be a NumPy array, got {type(array).__name__}")
+    if array.dtype not in SUPPORTED_DTYPES:
+        raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64")
+    if packed:
+        return
+    if not array.flags.c_contiguous:
+        raise ValueError(
+            f"parameter {name!r} is not C-contiguous (a strided view or a transposed array): adamkit updates "
+            "parameters in place and cannot do so through a copy; pass np.ascontiguousarray(...) and keep that"
+        )
+    if not array.flags.writeable:
+        raise ValueError(f"parameter {name!r} is read-only: adamkit updates parameters in place")
+
+
+def _refuse_overlaps(named: list[tuple[str, np.ndarray]]) -> None:
+    """Refuse caller arrays whose memory overlaps (views of one array): one step would update it twice."""
+    spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes, name) for name, a in named if a.size)
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise ValueError(
+                f"parameters {first!r} and {second!r} share memory (views of one array); each element must "
+                "belong to one parameter: pass the whole array, or separate copies"
+            )
+
+
+def _rebind(container: Any, names: list[str], views: Mapping[str, np.ndarray]) -> None:
+    """Put the packed buffer's views back into the caller's dict or list."""
     if isinstance(container, MutableMapping):
         for key in list(container):
-            container[key] = views[str(key)]
+            container[key] = views[key]
     else:
         container[:] = [views[n] for n in names]

@@ -136,7 +136,7 @@ def _make_optimizer(optimizer: str | Optimizer, params: dict, kwargs: dict) -> O
             raise TypeError(f"optimizer keyword arguments {sorted(kwargs)} go with an optimizer name, not an instance")
         if optimizer.param_groups:
             raise ValueError("optimizer must be created without params (e.g. adamkit.Adam(lr=0.1)): minimize adds x0")
-        optimizer.add_param_group({"params": params})
+        optimizer.add_param_group({"params": params}, packed=True)
         return optimizer
     classes = optimizer_classes()
     if not isinstance(optimizer, str) or optimizer.lower() not in classes:
