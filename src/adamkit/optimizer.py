@@ -82,6 +82,8 @@ class Optimizer:
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
+        self._checked: dict[int, tuple] = {}  # param group index → (hyperparameter names, values that passed)
+        self._casts: dict[int, tuple[tuple, tuple]] = {}  # id(flat) → its last plan's scalars and their casts
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
             for group in _as_groups(params):
@@ -260,17 +262,17 @@ class Optimizer:
         """One update of every parameter not named in ``skip`` (their gradient, state and step are untouched)."""
         self._adopt_rebound()
         self._apply_schedule()
-        for group in self.param_groups:
-            self._check(group)
+        self._check_groups()
         matched = self._match_grads(grads) if grads is not None else []
         for (flat, seg), array in matched:
             seg.view(flat.grad)[...] = array
-        skipped = set(skip)
-        for hook in self.hooks:
-            hook.check(self, skipped)
-        for hook in self.hooks:
-            hook(self, skipped)
-        skip = frozenset(skipped)
+        if self.hooks:
+            skipped = set(skip)
+            for hook in self.hooks:
+                hook.check(self, skipped)
+            for hook in self.hooks:
+                hook(self, skipped)
+            skip = frozenset(skipped)
         run = ENGINES[self.engine]
         for group, flats in zip(self.param_groups, self._flats):
             for flat in flats:
@@ -288,12 +290,26 @@ class Optimizer:
             self._schedule_t += 1
             self._apply_schedule()
 
+    def _check_groups(self) -> None:
+        """``_check`` every param group whose hyperparameters changed since it last passed (all, at first)."""
+        for i, group in enumerate(self.param_groups):
+            keys, passed = self._checked.get(i, ((), None))
+            if len(keys) + len(self._STRUCTURE) != len(group):
+                keys = tuple(k for k in group if k not in self._STRUCTURE)
+            values = operator.itemgetter(*keys)(group) if len(keys) > 1 else None
+            if values is None or values != passed:  # a list value never equals its stored tuple: checked again
+                self._check(group)
+                self._checked[i] = keys, tuple(tuple(v) if isinstance(v, list) else v for v in values or ())
+
     def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int] | None, t: int) -> None:
         """Step ``t`` of the tensors ``members`` of ``flat`` (None: all of them), in place, in one kernel call."""
         view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0] if members else 0]))
         rule, slots, scalars = self._plan(group, view, t)
         arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
-        run(rule, flat.tensors(members), flat.grad, arrays, _cast(scalars, flat.dtype))
+        raw, cast = self._casts.get(id(flat), ((), ()))
+        if raw != scalars:
+            raw, cast = self._casts[id(flat)] = scalars, _cast(scalars, flat.dtype, raw, cast)
+        run(rule, flat.tensors(members), flat.grad, arrays, cast)
         if members is None:
             n = len(flat.segments)
             flat.steps, flat.scalars = [t] * n, [view.scalars] * n  # one shared dict, replaced, never mutated
@@ -445,9 +461,17 @@ def _gather_state(
     return steps, slots, scalars
 
 
-def _cast(scalars: tuple, dtype: np.dtype) -> tuple:
-    """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32."""
-    return tuple(s if isinstance(s, (bool, np.bool_)) else dtype.type(s) for s in scalars)
+def _cast(scalars: tuple, dtype: np.dtype, raw: tuple = (), cast: tuple = ()) -> tuple:
+    """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32; for float64, Python
+    floats (the same values, and the cheapest arguments for numba). Values equal to those in ``raw`` reuse
+    their cast from ``cast`` (a step usually changes one scalar, if any)."""
+    x = float if dtype == np.float64 else dtype.type
+    if len(raw) != len(scalars):
+        raw = cast = (None,) * len(scalars)
+    return tuple(
+        c if r == s and type(r) is type(s) else s if isinstance(s, (bool, np.bool_)) else x(s)
+        for s, r, c in zip(scalars, raw, cast)
+    )
 
 
 def _as_groups(params: Params) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..optimizer import Optimizer
 
 HookFn = Callable[[list], Any]
+FLOATS = frozenset(map(np.dtype, (np.float16, np.float32, np.float64, np.longdouble)))
 
 
 @dataclass
@@ -45,6 +46,7 @@ class BoundFlat:
     objects: list[Any]
     views: list[np.ndarray]
     shapes: list[tuple[int, ...]]
+    grad_views: list[np.ndarray]
 
 
 @dataclass
@@ -56,6 +58,10 @@ class Binding:
     names: dict[int, str] = field(default_factory=dict)
     pending: list[Any] = field(default_factory=list)
     bound: list[BoundFlat] = field(default_factory=list)
+    # every bound parameter, its view and shape, flat after flat (for one cheap check of all of them)
+    bound_objects: list[Any] = field(default_factory=list)
+    bound_views: list[np.ndarray] = field(default_factory=list)
+    bound_shapes: list[tuple[int, ...]] = field(default_factory=list)
 
 
 def binding(opt: Optimizer) -> Binding | None:
@@ -114,7 +120,12 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
         if g is group:
             names = [seg.name for seg in flat.segments]
             views = [opt.params[n] for n in names]  # the arrays the parameters are bound to
-            b.bound.append(BoundFlat(flat, names, [by_name[n] for n in names], views, [v.shape for v in views]))
+            grads = [opt.grads[n] for n in names]
+            bf = BoundFlat(flat, names, [by_name[n] for n in names], views, [v.shape for v in views], grads)
+            b.bound.append(bf)
+            b.bound_objects += bf.objects
+            b.bound_views += bf.views
+            b.bound_shapes += bf.shapes
 
 
 def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
@@ -139,27 +150,28 @@ def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
 def gather(b: Binding, active: set[int] | None) -> tuple[frozenset[str], list[Callable[[], None]]]:
     """Check every bound parameter's binding and gradient (no writes); return the names to skip and the
     writes to do: one gradient copy per flat buffer in the common case, per parameter otherwise."""
+    if active is None and all(map(operator.is_, [p.data for p in b.bound_objects], b.bound_views)):
+        try:  # the common case, checked in one pass: every grad a DeZero Variable of float data, shapes right
+            arrays = [p.grad.data for p in b.bound_objects]
+            if [a.shape for a in arrays] == b.bound_shapes and {a.dtype for a in arrays} <= FLOATS:
+                writes, start = [], 0
+                for bf in b.bound:
+                    stop = start + len(bf.objects)
+                    writes.append(_concatenate(arrays[start:stop], bf.flat.grad))
+                    start = stop
+                return frozenset(), writes
+        except AttributeError:  # a grad is None (or a plain ndarray: the general path below)
+            pass
     skip: list[str] = []
-    writes: list[Callable[[], None]] = []
+    writes = []
     for bf in b.bound:
-        objects = bf.objects
-        grads = [p.grad for p in objects]
-        if active is None and all(map(operator.is_, [p.data for p in objects], bf.views)):
-            arrays = [g if type(g) is np.ndarray else getattr(g, "data", None) for g in grads]
-            if (
-                all(type(a) is np.ndarray and a.dtype.kind == "f" for a in arrays)
-                and [a.shape for a in arrays] == bf.shapes
-            ):
-                writes.append(_concatenate(arrays, bf.flat.grad))
-                continue
-        for name, p, view, shape, g, gview in zip(
-            bf.names, objects, bf.views, bf.shapes, grads, (seg.view(bf.flat.grad) for seg in bf.flat.segments)
-        ):
+        for name, p, view, shape, gview in zip(bf.names, bf.objects, bf.views, bf.shapes, bf.grad_views):
             if p.data is not view:
                 data = np.asarray(p.data)
                 if data.shape != shape:
                     raise ValueError(f"parameter {name!r}: .data has shape {data.shape}, expected {shape}")
                 writes.append(_rebind(p, view, data))
+            g = p.grad
             if g is None or (active is not None and id(p) not in active):
                 skip.append(name)
                 continue
