@@ -36,6 +36,9 @@ HOOKS = {  # built fresh for each run; the rates are large enough to change ever
     "weight-decay": lambda: [D.WeightDecay(1e-2)],
     "clip": lambda: [D.ClipGrad(0.005)],
     "both": lambda: [D.WeightDecay(1e-2), D.ClipGrad(0.005)],
+    # for the independent runs: clipping that strong puts Adam in a phase where training amplifies float32
+    # rounding (DeZero applies float64 grads to float32 biases, adamkit rounds them first) beyond 1e-3 in ~200 steps
+    "mild": lambda: [D.WeightDecay(1e-3), D.ClipGrad(0.05)],
 }
 TOL = {np.float32: 1e-6, np.float64: 1e-12}
 
@@ -71,7 +74,7 @@ def rel_error(ours, ref):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("hooks", list(HOOKS))
+@pytest.mark.parametrize("hooks", ["none", "weight-decay", "clip", "both"])
 @pytest.mark.parametrize("name, kwargs, knob", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
 def test_lockstep_with_dezero(name, kwargs, knob, hooks, dtype):
     x, y = sine_data(dtype)
@@ -121,11 +124,11 @@ def book_program(module, name, kwargs, hooks, iters):
     return float(loss.data)
 
 
-@pytest.mark.parametrize("hooks", ["none", "both"])
+@pytest.mark.parametrize("hooks", ["none", "mild"])
 @pytest.mark.parametrize("name, kwargs, knob", OPTIMIZERS, ids=[o[0] for o in OPTIMIZERS])
 def test_book_program_runs_unchanged(name, kwargs, knob, hooks):
-    theirs = book_program(D, name, kwargs, HOOKS[hooks](), iters=300)
-    ours = book_program(A, name, kwargs, HOOKS[hooks](), iters=300)
+    theirs = book_program(D, name, kwargs, HOOKS[hooks](), iters=1000)
+    ours = book_program(A, name, kwargs, HOOKS[hooks](), iters=1000)
     assert abs(ours - theirs) <= 1e-3 * abs(theirs)
 
 
