@@ -8,7 +8,10 @@ Two models, as DeZero builds them (under NumPy 2 its ``Linear`` makes W float64 
 Gradients come from one real backward pass and stay fixed; each contender's median time per ``update()`` is
 taken interleaved with the others'. Read the ratio DeZero / adamkit (> 1: adamkit is faster).
 
-    python benchmarks/bench_dezero.py [--quick] [--json PATH]
+On a machine shared with other busy processes, numba's parallel kernel waits for its slowest thread: pass
+``--threads 1`` to see the single-threaded numbers there.
+
+    python benchmarks/bench_dezero.py [--quick] [--threads N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import statistics
 import time
 
+import numba
 import numpy as np
 
 if not hasattr(np, "int"):
@@ -70,8 +74,12 @@ def median_us(contenders: dict, seconds: float) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="about 0.2 s per contender pair (checks it runs)")
+    parser.add_argument("--threads", type=int, help="numba threads for adamkit's parallel kernels")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    print(f"numba threads: {numba.get_num_threads()}")
     seconds = 0.2 if args.quick else 2.0
     results = []
     for label, (sizes, n_in, batch) in MODELS.items():
