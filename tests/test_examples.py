@@ -23,3 +23,12 @@ def test_quadratic_example_fits():
     assert float(adam["loss"]) < 0.1 and float(sgd["loss"]) < 1.0
     for name, target in (("w1", 2), ("w2", 3), ("b", 5)):
         assert abs(float(adam[name]) - target) < 0.05, (name, adam)
+
+
+def test_textbook_chapter6_example_runs_every_optimizer_toward_the_minimum():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "textbook_ch6.py")], capture_output=True, text=True, check=True
+    ).stdout
+    finals = dict(re.findall(r"^(\w+): f = ([\d.e+-]+) after 30 steps", out, re.M))
+    assert set(finals) == {"SGD", "Momentum", "AdaGrad", "Adam"}
+    assert all(float(v) < 0.5 * (49 / 20 + 4) for v in finals.values()), finals  # each improved on f(−7, 2)

@@ -20,7 +20,7 @@ def quadratic_grad(x):
 
 def test_equals_a_hand_written_loop():
     x0 = np.zeros(3)
-    result = adamkit.minimize(quadratic, x0, "adam", lr=0.05, steps=200)
+    result = adamkit.minimize(quadratic, x0, "adam", lr=0.05, steps=200, restore_best=False)
     params = [x0.copy()]
     opt = adamkit.Adam(params, lr=0.05)
     for _ in range(200):
@@ -103,3 +103,42 @@ def test_bad_input(kwargs, error, match):
     args = dict(fun=quadratic, x0=np.zeros(3), optimizer="adam") | kwargs
     with pytest.raises(error, match=match):
         adamkit.minimize(**args)
+
+
+# ---- the smaller silent cases of the NumPy-users issue ----------------------------------------------------------
+def test_a_numpy_bool_callback_return_stops():
+    r = adamkit.minimize(quadratic, np.zeros(3), "sgd", lr=0.1, steps=100, callback=lambda x: x[0] > 0.5)
+    assert r.message == "stopped by callback" and r.nit < 100 and r.x[0] > 0.5
+
+
+def test_restore_best_returns_the_best_point_seen():
+    # SGD with too large a step on a 1-D parabola diverges after passing near the minimum
+    fun = lambda x: anp.sum(x**2)  # noqa: E731
+    best = adamkit.minimize(fun, np.array([1.0]), "sgd", lr=1.05, steps=20)
+    last = adamkit.minimize(fun, np.array([1.0]), "sgd", lr=1.05, steps=20, restore_best=False)
+    assert best.fun == pytest.approx(min(best.history)) and best.fun < last.fun
+    assert best.fun == pytest.approx(float(fun(best.x)))
+    assert last.fun == pytest.approx(float(fun(last.x))) and abs(last.x[0]) > 1.0
+
+
+def test_reduce_lr_on_plateau_is_fed_the_loss():
+    opt = adamkit.SGD(lr=1.0)  # oscillates on this parabola: the loss never improves
+    opt.schedule = adamkit.schedules.ReduceLROnPlateau(factor=0.5, patience=2)
+    r = adamkit.minimize(lambda x: anp.sum(x**2), np.array([1.0]), opt, steps=30)
+    assert opt.param_groups[0]["lr"] < 1.0 and r.fun < 1.0
+
+
+def test_tuple_and_list_x0_work():
+    r = adamkit.minimize(quadratic, (0.0, 0.0, 0.0), "adam", lr=0.1, steps=300)
+    assert isinstance(r.x, np.ndarray) and r.x.shape == (3,)
+    np.testing.assert_allclose(r.x, [1.0, -2.0, 3.0], atol=0.05)
+    assert np.array_equal(adamkit.minimize(quadratic, [0, 0, 0], "sgd", steps=5).x.shape, (3,))
+
+
+def test_dict_keys_of_any_hashable_type_round_trip():
+    x0 = {1: np.array(0.0), ("b", 2): np.zeros(2)}
+    r = adamkit.minimize(lambda p: (p[1] - 1) ** 2 + anp.sum((p[("b", 2)] + 1) ** 2), x0, "adam", lr=0.1, steps=300)
+    assert list(r.x) == [1, ("b", 2)]
+    assert abs(r.x[1] - 1) < 0.05 and np.all(np.abs(r.x[("b", 2)] + 1) < 0.05)
+    with pytest.raises(ValueError, match="keys"):
+        adamkit.minimize(lambda p: p[1] ** 2, {1: 0.0}, "sgd", jac=lambda p: {"1": 0.0}, steps=2)

@@ -4,7 +4,7 @@ Every optimizer's math is written once as an elementwise rule; ``engine="numpy"`
 arrays (the reference), ``engine="fused"`` (default) inlines it into one parallel loop over a flat buffer.
 """
 
-from . import hooks, schedules
+from . import hooks, schedules, scratch
 from .frontends.minimize import MinimizeResult, minimize
 from .hooks import ClipGradNorm, ClipGradValue, DecoupledWeightDecay, FreezeParam, WeightDecay
 from .optim.adadelta import Adadelta
@@ -20,6 +20,7 @@ from .optimizer import Optimizer
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Optimizer",
     "minimize", "MinimizeResult",
-    "hooks", "schedules", "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
+    "hooks", "schedules", "scratch",
+    "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
 ]  # fmt: skip
 __version__ = "0.1.0"

@@ -9,8 +9,9 @@ from numbers import Real
 def check_range(name: str, value: object, low: float, high: float = math.inf, *, high_open: bool = False) -> float:
     """Return ``value`` as a float if ``low <= value <= high`` (``< high`` when ``high_open``).
 
-    NaN fails every comparison, so it is refused too.
+    NaN fails every comparison, so it is refused too; an unbounded range ``[low, inf)`` refuses inf itself.
     """
+    high_open = high_open or high == math.inf
     bracket = ")" if high_open or high == math.inf else "]"
     allowed = f"[{low:g}, {high:g}{bracket}"
     if isinstance(value, bool) or not isinstance(value, Real):

@@ -48,7 +48,7 @@ def hyperparameter(key: str, index: int | None = None, doc: str = "") -> propert
 
     def set(self: Optimizer, value: Any) -> None:
         if key == "lr" and self.schedule is not None:
-            raise ValueError("lr is set by the attached schedule before every step; set opt.schedule = None first")
+            raise AttributeError("a schedule sets the learning rate before every step; detach it (opt.schedule = None)")
         groups = [self.defaults, *self.param_groups]
         new = [value if index is None else _replaced(g[key], index, value) for g in groups]
         for g, v in zip(groups, new):
@@ -97,7 +97,6 @@ class DeZeroOptimizer(Optimizer):
 class SGD(DeZeroOptimizer, sgd.SGD):
     """DeZero's ``SGD``: ``p ← p − lr·g``."""
 
-    lr = hyperparameter("lr")
 
     def __init__(self, lr: float = 0.01, *, engine: str = "fused"):
         sgd.SGD.__init__(self, None, lr=lr, convention="dezero", engine=engine)
@@ -106,7 +105,6 @@ class SGD(DeZeroOptimizer, sgd.SGD):
 class MomentumSGD(DeZeroOptimizer, sgd.SGD):
     """DeZero's ``MomentumSGD``: ``v ← μ·v − lr·g;  p ← p + v`` (state slot ``velocity``)."""
 
-    lr = hyperparameter("lr")
     momentum = hyperparameter("momentum")
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9, *, engine: str = "fused"):
@@ -116,7 +114,6 @@ class MomentumSGD(DeZeroOptimizer, sgd.SGD):
 class AdaGrad(DeZeroOptimizer, adagrad.Adagrad):
     """DeZero's ``AdaGrad``: ``h ← h + g²;  p ← p − lr·g/(√h + ε)`` (state slot ``sum``)."""
 
-    lr = hyperparameter("lr")
     eps = hyperparameter("eps")
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8, *, engine: str = "fused"):

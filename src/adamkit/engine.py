@@ -30,6 +30,7 @@ from numba.extending import intrinsic, register_jitable
 from .flat import Tensors
 
 Rule = Callable[..., tuple]
+Gradient = np.ndarray | list[np.ndarray]  # a bucket's flat gradient, or one 1-D array per tensor stepped
 
 PARALLEL_MIN_SIZE = 1 << 15
 """Below this many elements the serial kernel is faster than waking the thread pool."""
@@ -49,23 +50,38 @@ def run_fused(rule: Rule, p: np.ndarray, g: np.ndarray, slots: Sequence[np.ndarr
     kernel(p, g, *slots, *scalars)
 
 
-def step_numpy(rule: Rule, tensors: Tensors, g: np.ndarray, slots: Sequence[np.ndarray], scalars: tuple) -> None:
-    """The NumPy engine over some tensors of a bucket: the whole packed buffer, or tensor by tensor."""
-    if tensors.flat is not None:
+def step_numpy(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.ndarray], scalars: tuple) -> None:
+    """The NumPy engine over some tensors of a bucket: the whole packed buffer, or tensor by tensor.
+
+    ``g`` is the bucket's flat gradient, or one 1-D gradient array per tensor stepped.
+    """
+    if tensors.flat is not None and isinstance(g, np.ndarray):
         return run_numpy(rule, tensors.flat, g, slots, scalars)
-    for p, a in zip(tensors.views, tensors.offsets):
+    for k, (p, a) in enumerate(zip(tensors.views, tensors.offsets)):
         b = a + p.size
-        run_numpy(rule, p, g[a:b], [s[a:b] for s in slots], scalars)
+        run_numpy(rule, p, g[a:b] if isinstance(g, np.ndarray) else g[k], [s[a:b] for s in slots], scalars)
 
 
-def step_fused(rule: Rule, tensors: Tensors, g: np.ndarray, slots: Sequence[np.ndarray], scalars: tuple) -> None:
-    """The fused engine over some tensors of a bucket: one kernel call, over the packed buffer or over the
+def step_fused(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.ndarray], scalars: tuple) -> None:
+    """The fused engine over some tensors of a bucket, in one kernel call: over the packed buffer, or over the
     tensors where they live (by address, one chunk of at most ``flat.CHUNK`` elements per parallel task)."""
-    if tensors.flat is not None:
-        return run_fused(rule, tensors.flat, g, slots, scalars)
     kernels = _kernels(rule, len(slots))
+    if tensors.flat is not None and isinstance(g, np.ndarray):
+        kernel = kernels.parallel if tensors.size >= PARALLEL_MIN_SIZE else kernels.serial
+        return kernel(tensors.flat, g, *slots, *scalars)
+    like = tensors.views[0][:0] if tensors.views else np.empty(0)
+    if isinstance(g, np.ndarray):
+        g_at = g.ctypes.data + tensors.offsets_array * g.itemsize
+    else:
+        g_at = np.fromiter((x.ctypes.data for x in g), np.int64, len(g))
     kernel = kernels.chunked_parallel if tensors.size >= PARALLEL_MIN_SIZE else kernels.chunked_serial
-    kernel(tensors.addresses, tensors.chunks, g, *slots, *scalars)
+    kernel(tensors.addresses, g_at, tensors.chunks, like, *slots, *scalars)
+
+
+def prepare(engine: str, rule: Rule, n_slots: int) -> None:
+    """Compile or load the kernels a step will run, before the step writes anything."""
+    if engine == "fused":
+        _kernels(rule, n_slots)
 
 
 ENGINES: dict[str, Callable[..., None]] = {"numpy": step_numpy, "fused": step_fused}
@@ -92,24 +108,25 @@ def parallel({args}):
 
 
 @numba.njit(inline="always")
-def _chunk(addresses, chunks, c, {cargs}):
+def _chunk(p_at, g_at, chunks, c, like, {sargs}):
     k, a, b, o = chunks[c, 0], chunks[c, 1], chunks[c, 2], chunks[c, 3]
-    p_ = at_address(addresses[k] + a * g.itemsize, b - a, g)
+    p_ = at_address(p_at[k] + a * like.itemsize, b - a, like)
+    g_ = at_address(g_at[k] + a * like.itemsize, b - a, like)
     {slices}
     for i in range(b - a):
         {outs_} = rule({elems_})
 
 
 @numba.njit(**_options)
-def chunked_serial(addresses, chunks, {cargs}):
+def chunked_serial(p_at, g_at, chunks, like, {sargs}):
     for c in range(chunks.shape[0]):
-        _chunk(addresses, chunks, c, {cargs})
+        _chunk(p_at, g_at, chunks, c, like, {sargs})
 
 
 @numba.njit(parallel=True, **_options)
-def chunked_parallel(addresses, chunks, {cargs}):
+def chunked_parallel(p_at, g_at, chunks, like, {sargs}):
     for c in numba.prange(chunks.shape[0]):
-        _chunk(addresses, chunks, c, {cargs})
+        _chunk(p_at, g_at, chunks, c, like, {sargs})
 """
 
 
@@ -146,10 +163,10 @@ def _kernels(rule: Rule, n_slots: int) -> Kernels:
         module=rule.__module__,
         name=rule.__name__,
         args=", ".join(arrays + scalars),
-        cargs=", ".join(arrays[1:] + scalars),
+        sargs=", ".join(arrays[2:] + scalars),
         outs="(" + "".join(f"{a}[i], " for a in arrays if a != "g") + ")",
         elems=", ".join([f"{a}[i]" for a in arrays] + scalars),
-        slices="; ".join(f"{a}_ = {a}[o : o + b - a]" for a in arrays if a != "p"),
+        slices="; ".join(f"{a}_ = {a}[o : o + b - a]" for a in arrays[2:]) or "pass",
         outs_="(" + "".join(f"{a}_[i], " for a in arrays if a != "g") + ")",
         elems_=", ".join([f"{a}_[i]" for a in arrays] + scalars),
     )

@@ -60,6 +60,7 @@ class Tensors:
     flat: np.ndarray | None
     views: list[np.ndarray]
     offsets: list[int]
+    offsets_array: np.ndarray
     addresses: np.ndarray
     chunks: np.ndarray
     size: int  # elements in all
@@ -82,8 +83,10 @@ class FlatBuffer:
     state: dict[str, np.ndarray] = field(default_factory=dict)
     steps: list[int] = field(default_factory=list)
     scalars: list[dict[str, float]] = field(default_factory=list)
-    uniform: bool = True  # all tensors share one step count (the fast path: no per-tensor work)
+    uniform: bool = True  # all tensors share one step count and host scalars (the fast path)
+    work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
     _all: Tensors | None = None
+    _scratch: np.ndarray | None = None
 
     @classmethod
     def of(cls, named: list[tuple[str, np.ndarray]], *, packed: bool = False) -> FlatBuffer:
@@ -116,6 +119,30 @@ class FlatBuffer:
             self.state[name] = np.full(self.size, fill, dtype=self.dtype)
         return self.state[name]
 
+    def __getstate__(self) -> dict:
+        """For copy and pickle: no cached addresses (they would point into the original's arrays) and, when
+        packed, no parameter views (rebuilt as views of the copied buffer)."""
+        state = {**self.__dict__, "_all": None, "_scratch": None, "work": None}
+        if self.data is not None:
+            state["params"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.data is not None:
+            self.params = [seg.view(self.data) for seg in self.segments]
+
+    def scratch(self, sources: dict[str, np.ndarray] | None) -> np.ndarray:
+        """A flat scratch gradient holding this step's gradients (``sources`` by name, else ``grad``)."""
+        if self._scratch is None:
+            self._scratch = np.empty_like(self.grad)
+        if sources is None:
+            self._scratch[...] = self.grad
+        else:
+            for seg in self.segments:
+                self._scratch[seg.offset : seg.offset + seg.size] = sources[seg.name]
+        return self._scratch
+
     def replace(self, i: int, array: np.ndarray) -> None:
         """Make ``array`` (already validated: same shape and dtype, C-contiguous) the storage of tensor ``i``."""
         if self.data is not None:
@@ -137,11 +164,12 @@ class FlatBuffer:
         offsets = [self.segments[i].offset for i in members]
         addresses = np.array([v.ctypes.data for v in views], dtype=np.int64)
         rows = [
-            (k, a, min(a + CHUNK, v.size), o + a)
+            (k, a, min(a + CHUNK, v.size), o + a)  # tensor k's elements a:b, at o + a in the flat arrays
             for k, (v, o) in enumerate(zip(views, offsets))
             for a in range(0, v.size, CHUNK)
         ]
         chunks = np.array(rows, dtype=np.int64).reshape(-1, 4)
         whole = self.data is not None and len(views) == len(self.segments)
         size = sum(v.size for v in views)
-        return Tensors(self.data if whole else None, views, offsets, addresses, chunks, size)
+        flat = self.data if whole else None
+        return Tensors(flat, views, offsets, np.array(offsets, dtype=np.int64), addresses, chunks, size)

@@ -1,8 +1,11 @@
-"""Hooks: gradient and parameter transforms that run, in order, before every update.
+"""Hooks: gradient transforms that run, in order, before every update, and parameter decay inside it.
 
 Attach with ``opt.add_hook(hook)``; they work for ``step(grads)``, ``step()`` and ``update()`` alike.
-Each hook first ``check``\\ s (no writes), all of them before any runs, so a refused step changes nothing;
-then it transforms the flat buffers in place. Parameters skipped this step (grad None, frozen) are left alone.
+Each hook first ``check``\\ s its settings (they may have been changed since construction) and may mark
+parameters skipped; then gradient hooks transform **a scratch copy** of the step's gradients, so a hook that
+refuses the step (a non-finite norm) leaves ``opt.grads``, the caller's gradients and everything else as they
+were. A decay hook changes no array: its factor joins the rule's own decay scalar (``p ← decay·p`` before the
+update), inside the same kernel. Parameters skipped this step (grad None, frozen) are left alone.
 """
 
 from __future__ import annotations
@@ -14,19 +17,33 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._checks import check_bool, check_range
+from .reduce import sum_of_squares
 
 if TYPE_CHECKING:
     from .optimizer import Optimizer
 
 
 class Hook:
-    """Base hook: override ``__call__`` (and ``check`` if it can refuse a step)."""
+    """Base hook: override ``__call__`` to transform gradients (``check`` to validate settings or skip
+    parameters, ``decay`` to shrink parameters inside the update)."""
+
+    #: Whether ``__call__`` transforms gradients (then the step gives hooks a scratch copy to transform).
+    transforms_grads = True
 
     def check(self, opt: Optimizer, skip: set[str]) -> None:
-        """Raise if the step must be refused; must not write to parameters, gradients or state."""
+        """Before every step: validate the settings (they may have been changed since construction) and mark
+        skipped parameters; must not write to parameters, gradients or state."""
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise, naming the setting, if one is out of its range."""
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
-        raise NotImplementedError
+        """Transform the step's gradients (``active_arrays``) in place; raise to refuse the step."""
+
+    def decay(self, group: dict[str, Any]) -> float:
+        """A factor on the parameters of ``group``, applied inside the update before the rule (1: none)."""
+        return 1.0
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
@@ -35,21 +52,26 @@ class Hook:
 
 def active_arrays(opt: Optimizer, skip: set[str]) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
     """``(group, params, grads)`` over the parameters not in ``skip``: whole packed buffers where nothing is
-    skipped, else one (1-D) view per active tensor."""
+    skipped, else one (1-D) view per active tensor. ``grads`` is the step's scratch gradient."""
     for group, flat in opt.flat_buffers():
+        grad = flat.work if flat.work is not None else flat.grad
         if flat.data is not None and not any(seg.name in skip for seg in flat.segments):
-            yield group, flat.data, flat.grad
+            yield group, flat.data, grad
             continue
         for seg, p in zip(flat.segments, flat.params):
             if seg.name not in skip:
-                yield group, p.reshape(-1), flat.grad[seg.offset : seg.offset + seg.size]
+                yield group, p.reshape(-1), grad[seg.offset : seg.offset + seg.size]
 
 
 class WeightDecay(Hook):
     """L2 regularization into the gradient: ``g ← g + rate·p`` (≡ adding ``rate/2·‖p‖²`` to the loss)."""
 
     def __init__(self, rate: float):
-        self.rate = check_range("rate", rate, 0.0)
+        self.rate = rate
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("WeightDecay.rate", self.rate, 0.0, high_open=True)
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
         for _, p, g in active_arrays(opt, skip):
@@ -60,38 +82,45 @@ class DecoupledWeightDecay(Hook):
     """Decoupled decay (Loshchilov & Hutter): ``p ← (1 − lr·rate)·p``, or ``p ← (1 − rate)·p`` when
     ``lr_independent`` (the paper's form, whose decay does not follow the learning-rate schedule)."""
 
-    def __init__(self, rate: float, lr_independent: bool = False):
-        self.rate = check_range("rate", rate, 0.0)
-        self.lr_independent = check_bool("lr_independent", lr_independent)
+    transforms_grads = False
 
-    def __call__(self, opt: Optimizer, skip: set[str]) -> None:
-        for group, p, _ in active_arrays(opt, skip):
-            factor = 1.0 - self.rate * (1.0 if self.lr_independent else group["lr"])
-            p *= p.dtype.type(factor)
+    def __init__(self, rate: float, lr_independent: bool = False):
+        self.rate, self.lr_independent = rate, lr_independent
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("DecoupledWeightDecay.rate", self.rate, 0.0, high_open=True)
+        check_bool("DecoupledWeightDecay.lr_independent", self.lr_independent)
+
+    def decay(self, group: dict[str, Any]) -> float:
+        return 1.0 - self.rate * (1.0 if self.lr_independent else group["lr"])
 
 
 class ClipGradNorm(Hook):
     """Scale all gradients by ``min(1, max_norm / (‖g‖ + 1e-6))``, ``‖g‖`` the global 2-norm over every
     parameter (one reduction per flat buffer) — ``torch.nn.utils.clip_grad_norm_``.
 
-    A non-finite gradient norm refuses the step with ``FloatingPointError``: nothing is updated, so NaN
-    never spreads into the parameters.
+    A non-finite gradient norm (after the hooks before this one) refuses the step with ``FloatingPointError``:
+    nothing is updated, so NaN never spreads into the parameters. The norm is a fixed-order reduction
+    (``adamkit.reduce``): the same bytes whatever the thread count.
     """
 
     def __init__(self, max_norm: float):
-        self.max_norm = check_range("max_norm", max_norm, 0.0)
+        self.max_norm = max_norm
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("ClipGradNorm.max_norm", self.max_norm, 0.0, high_open=True)
 
     @staticmethod
     def total_norm(opt: Optimizer, skip: set[str]) -> float:
-        return math.sqrt(sum(float(np.linalg.norm(g)) ** 2 for _, _, g in active_arrays(opt, skip)))
+        return math.sqrt(sum_of_squares(g for _, _, g in active_arrays(opt, skip)))
 
-    def check(self, opt: Optimizer, skip: set[str]) -> None:
+    def __call__(self, opt: Optimizer, skip: set[str]) -> None:
         norm = self.total_norm(opt, skip)
         if not math.isfinite(norm):
             raise FloatingPointError(f"ClipGradNorm: the gradient norm is {norm}; step refused, nothing updated")
-
-    def __call__(self, opt: Optimizer, skip: set[str]) -> None:
-        coef = min(1.0, self.max_norm / (self.total_norm(opt, skip) + 1e-6))
+        coef = min(1.0, self.max_norm / (norm + 1e-6))
         for _, _, g in active_arrays(opt, skip):
             g *= g.dtype.type(coef)
 
@@ -100,7 +129,11 @@ class ClipGradValue(Hook):
     """Clip every gradient element to ``[−limit, limit]`` — ``torch.nn.utils.clip_grad_value_``."""
 
     def __init__(self, limit: float):
-        self.limit = check_range("limit", limit, 0.0)
+        self.limit = limit
+        self.validate()
+
+    def validate(self) -> None:
+        check_range("ClipGradValue.limit", self.limit, 0.0, high_open=True)
 
     def __call__(self, opt: Optimizer, skip: set[str]) -> None:
         for _, _, g in active_arrays(opt, skip):
@@ -109,6 +142,8 @@ class ClipGradValue(Hook):
 
 class FreezeParam(Hook):
     """Skip the named parameters: they, their state and their step count stay exactly as they are."""
+
+    transforms_grads = False
 
     def __init__(self, *names: str):
         if not names:

@@ -16,14 +16,19 @@ group's lr. Everything is validated before anything is written: a refused step c
 from __future__ import annotations
 
 import copy
+import inspect
+import math
 import operator
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from numbers import Real
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ._checks import check_choice
-from .engine import ENGINES, Rule
+from ._checks import check_choice, check_range
+from .engine import ENGINES, Rule, prepare
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
 from .hooks import Hook
 from .schedules import Schedule
@@ -82,8 +87,6 @@ class Optimizer:
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
-        self._checked: dict[int, tuple] = {}  # param group index → (hyperparameter names, values that passed)
-        self._casts: dict[int, tuple[tuple, tuple]] = {}  # id(flat) → its last plan's scalars and their casts
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
             for group in _as_groups(params):
@@ -92,6 +95,42 @@ class Optimizer:
                 raise ValueError("params is empty: the optimizer needs at least one parameter")
         if isinstance(schedule, Schedule):
             self.schedule = schedule
+
+    #: Public instance attributes; any other public name assigned on an optimizer is refused (a typo such as
+    #: ``opt.learning_rate = 0.1`` must not pass silently). Subclasses extend it for attributes of their own.
+    _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_") or name in self._ATTRIBUTES or hasattr(type(self), name):
+            return object.__setattr__(self, name, value)
+        knobs = ", ".join(k for k in getattr(self, "defaults", {}) if k not in self._STRUCTURE)
+        raise AttributeError(
+            f"{type(self).__name__} has no attribute {name!r}. Its hyperparameters live in the param groups: "
+            f"{knobs} (set opt.param_groups[i][name], or opt.lr for every group's learning rate)"
+        )
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of every param group (refused where the groups' lrs differ)."""
+        lrs = {group["lr"] for group in self.param_groups} or {self.defaults["lr"]}
+        if len(lrs) > 1:
+            raise AttributeError(
+                f"opt.lr: the param groups have different learning rates {sorted(lrs)}; "
+                "read opt.param_groups[i]['lr']"
+            )
+        return lrs.pop()
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        if self._schedule is not None:
+            raise AttributeError(
+                f"opt.lr = {value!r}: a schedule ({type(self._schedule).__name__}) sets the learning rate before "
+                "every step; detach it first (opt.schedule = None)"
+            )
+        for group in [self.defaults, *self.param_groups]:
+            self._check({**group, "lr": value})
+        for group in [self.defaults, *self.param_groups]:
+            group["lr"] = value
 
     @property
     def schedule(self) -> Schedule | None:
@@ -159,6 +198,26 @@ class Optimizer:
         self.param_groups.append(group)
         self._flats.append(flats)
         self._containers.append((container, list(container) if isinstance(container, Mapping) else None))
+
+    def __getstate__(self) -> dict:
+        """For copy and pickle: the views into buffers are rebuilt on the other side (``__setstate__``)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_where", "_param_views", "_grad_views")}
+
+    def __setstate__(self, state: dict) -> None:
+        """Rebind the copy: its parameters, ``opt.grads`` and its groups' (and packed containers') entries are
+        views of *its* buffers, never of the original's."""
+        self.__dict__.update(state)
+        self._where, self._param_views, self._grad_views = {}, {}, {}
+        for group, flats, (container, keys) in zip(self.param_groups, self._flats, self._containers):
+            for flat in flats:
+                for seg, array in zip(flat.segments, flat.params):
+                    self._where[seg.name] = (flat, seg)
+                    self._param_views[seg.name] = array
+                    self._grad_views[seg.name] = seg.view(flat.grad)
+            group["params"] = [self._param_views[n] for n in group["param_names"]]
+            if any(flat.data is not None for flat in flats):  # packed: the container holds views of the buffer
+                for i, name in enumerate(group["param_names"]):
+                    container[keys[i] if keys is not None else i] = self._param_views[name]
 
     def _caller_arrays(self) -> Iterator[tuple[str, np.ndarray]]:
         """``(name, array)`` of every parameter that is a caller's own array (not a view of a packed buffer)."""
@@ -251,80 +310,111 @@ class Optimizer:
 
     # ------------------------------------------------------------------------------------------- step
     def step(self, grads: Grads | None = None) -> None:
-        """Apply one update. ``grads`` (a dict by name or a list in parameter order) is copied into the
-        gradient buffer first; without it the gradients already in ``opt.grads`` are used.
+        """Apply one update from ``grads`` (a dict by name or a list in parameter order, read where they are),
+        or without it from the gradients in ``opt.grads``.
 
-        Everything is validated before anything is written: a refused step changes nothing.
+        Everything is validated and every failure surfaces before anything is written: a refused step leaves
+        parameters, ``opt.grads``, state, step counts and schedule exactly as they were.
         """
         self._step(grads, skip=frozenset())
 
     def _step(self, grads: Grads | None, skip: frozenset[str]) -> None:
-        """One update of every parameter not named in ``skip`` (their gradient, state and step are untouched)."""
+        """One update of every parameter not named in ``skip`` (their value, state and step are untouched).
+
+        Phases: validate (bindings, hyperparameters, gradients, hooks' settings); hooks transform a scratch copy
+        of the gradients (so ``opt.grads`` and the caller's arrays never see a refused step); plan every
+        kernel call and check its scalars; run the kernels; record steps and advance the schedule.
+        """
         self._adopt_rebound()
         self._apply_schedule()
-        self._check_groups()
-        matched = self._match_grads(grads) if grads is not None else []
-        for (flat, seg), array in matched:
-            seg.view(flat.grad)[...] = array
-        if self.hooks:
-            skipped = set(skip)
+        for group in self.param_groups:
+            self._check(group)
+        sources = self._match_grads(grads) if grads is not None else None
+        skipped = set(skip)
+        for hook in self.hooks:
+            hook.check(self, skipped)
+        skip = frozenset(skipped)
+        scratch = any(hook.transforms_grads for hook in self.hooks)
+        for flat in self._buckets():
+            flat.work = flat.scratch(sources) if scratch else None
+        try:
             for hook in self.hooks:
-                hook.check(self, skipped)
-            for hook in self.hooks:
-                hook(self, skipped)
-            skip = frozenset(skipped)
-        run = ENGINES[self.engine]
-        for group, flats in zip(self.param_groups, self._flats):
-            for flat in flats:
-                if flat.uniform and not (skip and any(seg.name in skip for seg in flat.segments)):
-                    self._update(run, group, flat, None, flat.steps[0] + 1)
-                    continue
-                by_step: dict[int, list[int]] = {}
-                for i, seg in enumerate(flat.segments):
-                    if seg.name not in skip:
-                        by_step.setdefault(flat.steps[i], []).append(i)
-                for steps_done, members in by_step.items():
-                    self._update(run, group, flat, members, steps_done + 1)
-                flat.uniform = len(set(flat.steps)) == 1
+                hook(self, set(skip))
+            jobs = [job for group, flat in self.flat_buffers() for job in self._jobs(group, flat, skip, sources)]
+            self._run(jobs)
+        finally:
+            for flat in self._buckets():
+                flat.work = None
+        for job in jobs:
+            job.commit()
         if self._schedule is not None:
             self._schedule_t += 1
             self._apply_schedule()
 
-    def _check_groups(self) -> None:
-        """``_check`` every param group whose hyperparameters changed since it last passed (all, at first)."""
-        for i, group in enumerate(self.param_groups):
-            keys, passed = self._checked.get(i, ((), None))
-            if len(keys) + len(self._STRUCTURE) != len(group):
-                keys = tuple(k for k in group if k not in self._STRUCTURE)
-            values = operator.itemgetter(*keys)(group) if len(keys) > 1 else None
-            if values is None or values != passed:  # a list value never equals its stored tuple: checked again
-                self._check(group)
-                self._checked[i] = keys, tuple(tuple(v) if isinstance(v, list) else v for v in values or ())
+    def _buckets(self) -> Iterator[FlatBuffer]:
+        for flats in self._flats:
+            yield from flats
 
-    def _update(self, run: Any, group: dict[str, Any], flat: FlatBuffer, members: list[int] | None, t: int) -> None:
-        """Step ``t`` of the tensors ``members`` of ``flat`` (None: all of them), in place, in one kernel call."""
-        view = Run(flat.dtype, flat.state, dict(flat.scalars[members[0] if members else 0]))
-        rule, slots, scalars = self._plan(group, view, t)
-        arrays = [flat.slot(name, self._slot_fill(group, name)) for name in slots]
-        raw, cast = self._casts.get(id(flat), ((), ()))
-        if raw != scalars:
-            raw, cast = self._casts[id(flat)] = scalars, _cast(scalars, flat.dtype, raw, cast)
-        run(rule, flat.tensors(members), flat.grad, arrays, cast)
-        if members is None:
-            n = len(flat.segments)
-            flat.steps, flat.scalars = [t] * n, [view.scalars] * n  # one shared dict, replaced, never mutated
-            return
-        for i in members:
-            flat.steps[i] = t
-            flat.scalars[i] = dict(view.scalars)
+    def _jobs(
+        self, group: dict[str, Any], flat: FlatBuffer, skip: frozenset[str], sources: dict[str, np.ndarray] | None
+    ) -> list[Job]:
+        """The kernel calls that step the active tensors of ``flat``: one per set of tensors that share their
+        step count and host scalars (one call in all, unless some tensors skipped steps)."""
+        if flat.uniform and not (skip and any(seg.name in skip for seg in flat.segments)):
+            runs: list[list[int] | None] = [None]
+        else:
+            together: dict[tuple, list[int]] = {}
+            for i, seg in enumerate(flat.segments):
+                if seg.name not in skip:
+                    together.setdefault((flat.steps[i], *sorted(flat.scalars[i].items())), []).append(i)
+            runs = list(together.values())
+        decay = math.prod(hook.decay(group) for hook in self.hooks)
+        jobs, new = [], {}  # new: slots this step creates, kept out of the state until the step commits
+        for members in runs:
+            first = members[0] if members else 0
+            t = flat.steps[first] + 1
+            view = Run(flat.dtype, flat.state, dict(flat.scalars[first]))
+            rule, slots, scalars = self._plan(group, view, t)
+            names = _scalar_names(rule, len(slots))
+            if decay != 1.0:
+                i = names.index("decay")
+                scalars = (*scalars[:i], scalars[i] * decay, *scalars[i + 1 :])
+            scalars = _cast(scalars, flat.dtype, names, type(self).__name__)
+            if flat.work is not None:
+                g: Any = flat.work
+            elif sources is not None:
+                ids = range(len(flat.segments)) if members is None else members
+                g = [sources[flat.segments[i].name] for i in ids]
+            else:
+                g = flat.grad
+            prepare(self.engine, rule, len(slots))
+            arrays = [
+                flat.state[name] if name in flat.state else new.setdefault(name, _filled(flat, fill))
+                for name, fill in ((name, self._slot_fill(group, name)) for name in slots)
+            ]
+            jobs.append(Job(flat, members, t, view.scalars, rule, g, arrays, scalars, new))
+        return jobs
+
+    def _run(self, jobs: list[Job]) -> None:
+        """Run every job's kernel; the NumPy engine (which can raise midway, e.g. under ``np.errstate``) restores
+        every parameter and slot it touched if any job fails."""
+        run = ENGINES[self.engine]
+        saved = [job.snapshot() for job in jobs] if self.engine == "numpy" else []
+        try:
+            for job in jobs:
+                job.run(run)
+        except BaseException:
+            for restore in saved:
+                restore()
+            raise
 
     def zero_grad(self) -> None:
         """Set every gradient to zero."""
-        for flats in self._flats:
-            for flat in flats:
-                flat.grad.fill(0)
+        for flat in self._buckets():
+            flat.grad.fill(0)
 
-    def _match_grads(self, grads: Grads) -> list[tuple[tuple[FlatBuffer, Segment], np.ndarray]]:
+    def _match_grads(self, grads: Grads) -> dict[str, np.ndarray]:
+        """``{name: 1-D gradient}``, each checked against its parameter (shape, dtype, finite where asked)."""
         names = list(self._where)
         if isinstance(grads, Mapping):
             missing = [n for n in names if n not in grads]
@@ -338,7 +428,7 @@ class Optimizer:
             items = list(zip(names, grads))
         else:
             raise TypeError(f"grads must be a dict by name or a list in parameter order, got {type(grads)}")
-        out = []
+        out = {}
         for name, g in items:
             flat, seg = self._where[name]
             if not isinstance(g, (np.ndarray, np.generic)):
@@ -347,7 +437,7 @@ class Optimizer:
                 raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {seg.shape}")
             if g.dtype != flat.dtype:
                 raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {flat.dtype}")
-            out.append(((flat, seg), g))
+            out[name] = np.ascontiguousarray(g).reshape(-1)
         return out
 
     # ---------------------------------------------------------------------------------- subclass API
@@ -360,6 +450,12 @@ class Optimizer:
     def _slot_fill(self, group: dict[str, Any], slot: str) -> float:
         """Initial value of a state slot (0 unless the optimizer says otherwise)."""
         return 0.0
+
+    def _state_keys(self, group: dict[str, Any], dtype: np.dtype) -> set[str]:
+        """What a tensor's state entry may hold for ``group``: ``step``, its slots and its host scalars."""
+        run = Run(dtype, {}, {})
+        _, slots, _ = self._plan(group, run, 1)
+        return {"step", *slots, *run.scalars}
 
     # ------------------------------------------------------------------------------------ state dict
     def state_dict(self) -> dict[str, Any]:
@@ -379,10 +475,10 @@ class Optimizer:
                     state[seg.name] = entry
         groups = []
         for group in self.param_groups:
-            saved = {k: v for k, v in group.items() if k not in self._STRUCTURE}
+            saved = copy.deepcopy({k: v for k, v in group.items() if k not in self._STRUCTURE})
             saved["params"] = list(group["param_names"])
             groups.append(saved)
-        saved: dict[str, Any] = {"state": state, "param_groups": groups}
+        saved: dict[str, Any] = {"type": type(self).__name__, "state": state, "param_groups": groups}
         if self._schedule is not None:
             saved["schedule"] = {
                 "type": type(self._schedule).__name__, "t": self._schedule_t, "base_lrs": list(self._base_lrs),
@@ -395,6 +491,9 @@ class Optimizer:
 
         Everything is checked first (names, shapes, consistent steps); on error nothing changes.
         """
+        saved_type = state_dict.get("type", type(self).__name__)
+        if saved_type != type(self).__name__:
+            raise ValueError(f"state_dict is of a {saved_type} optimizer; this one is a {type(self).__name__}")
         saved_groups = state_dict["param_groups"]
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"state_dict has {len(saved_groups)} param groups, optimizer has {len(self.param_groups)}")
@@ -402,16 +501,26 @@ class Optimizer:
         for i, (ours, saved) in enumerate(zip(self.param_groups, saved_groups)):
             if list(saved["params"]) != ours["param_names"]:
                 raise ValueError(f"param group {i}: saved names {saved['params']} != {ours['param_names']}")
-            group = {**ours, **{k: v for k, v in saved.items() if k not in self._STRUCTURE}}
+            hyper = copy.deepcopy({k: v for k, v in saved.items() if k not in self._STRUCTURE})
+            group = {**ours, **hyper}
             self._check(group)
             new_groups.append(group)
         schedule = state_dict.get("schedule")
-        if schedule is not None and type(self._schedule).__name__ != schedule["type"]:
-            raise ValueError(f"state_dict has a {schedule['type']} schedule: attach one (opt.schedule = ...) first")
+        trial = self._trial_schedule(schedule)
         saved_state = state_dict["state"]
         unknown = [n for n in saved_state if n not in self._where]
         if unknown:
             raise KeyError(f"state_dict has state for unknown parameters {unknown}")
+        for group, flats in zip(new_groups, self._flats):
+            for flat in flats:
+                known = self._state_keys(group, flat.dtype)
+                for seg in flat.segments:
+                    extra = sorted(set(saved_state.get(seg.name, {})) - known)
+                    if extra:
+                        raise KeyError(
+                            f"state[{seg.name!r}] has entries {extra} that {type(self).__name__} with these "
+                            f"hyperparameters does not keep (it keeps {sorted(known)})"
+                        )
         restored = [
             [_gather_state(flat, saved_state, lambda slot, g=group: self._slot_fill(g, slot)) for flat in flats]
             for group, flats in zip(new_groups, self._flats)
@@ -423,9 +532,31 @@ class Optimizer:
         for ours, group in zip(self.param_groups, new_groups):
             ours.update(group)
         if schedule is not None:
-            self._schedule_t, self._base_lrs = int(schedule["t"]), list(schedule["base_lrs"])
-            self._schedule.load_state_dict(copy.deepcopy(schedule["state"]))  # type: ignore[union-attr]
+            self._schedule_t, self._base_lrs = int(schedule["t"]), [float(x) for x in schedule["base_lrs"]]
+            self._schedule.load_state_dict(trial)  # type: ignore[union-attr]
             self._apply_schedule()
+
+    def _trial_schedule(self, saved: Any) -> Any:
+        """Validate a saved schedule entry completely (on a copy of the schedule) before anything is replaced;
+        returns the schedule state to load."""
+        if saved is None:
+            return None
+        if not isinstance(saved, Mapping) or not {"type", "t", "base_lrs", "state"} <= set(saved):
+            raise ValueError("state_dict['schedule'] must hold 'type', 't', 'base_lrs' and 'state'")
+        if type(self._schedule).__name__ != saved["type"]:
+            raise ValueError(f"state_dict has a {saved['type']} schedule: attach one (opt.schedule = ...) first")
+        _check_count("state_dict['schedule']['t']", saved["t"])
+        base = saved["base_lrs"]
+        if not isinstance(base, (list, tuple)) or len(base) > len(self.param_groups):
+            raise ValueError(f"state_dict['schedule']['base_lrs'] must be a list of at most one lr per group: {base!r}")
+        for i, lr in enumerate(base):
+            check_range(f"state_dict['schedule']['base_lrs'][{i}]", lr, 0.0)
+        state = copy.deepcopy(saved["state"])
+        try:
+            copy.deepcopy(self._schedule).load_state_dict(copy.deepcopy(state))  # type: ignore[union-attr]
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ValueError(f"state_dict['schedule']['state'] does not fit {saved['type']}: {err}") from err
+        return state
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} (engine={self.engine!r})"]
@@ -435,15 +566,77 @@ class Optimizer:
         return "\n".join(lines)
 
 
+@dataclass
+class Job:
+    """One kernel call of a step: tensors ``members`` of ``flat`` (None: all) to step ``t``, with ``rule``."""
+
+    flat: FlatBuffer
+    members: list[int] | None
+    t: int
+    scalars_after: dict[str, float]  # the host scalars the tensors carry once stepped
+    rule: Rule
+    g: Any  # the bucket's flat gradient (or scratch), or one 1-D gradient per member
+    slots: list[np.ndarray]
+    args: tuple
+    new_slots: dict[str, np.ndarray]
+
+    def run(self, engine: Any) -> None:
+        engine(self.rule, self.flat.tensors(self.members), self.g, self.slots, self.args)
+
+    def snapshot(self) -> Any:
+        """A function that puts back what ``run`` may write (parameters and slots)."""
+        params = [v.copy() for v in self.flat.tensors(self.members).views]
+        slots = [s.copy() for s in self.slots]
+
+        def restore() -> None:
+            for view, saved in zip(self.flat.tensors(self.members).views, params):
+                view[...] = saved
+            for slot, saved in zip(self.slots, slots):
+                slot[...] = saved
+
+        return restore
+
+    def commit(self) -> None:
+        """Record the step: new slots join the state, step counts and host scalars advance."""
+        flat = self.flat
+        flat.state.update(self.new_slots)
+        if self.members is None:
+            n = len(flat.segments)
+            flat.steps, flat.scalars = [self.t] * n, [self.scalars_after] * n  # one dict, replaced, never mutated
+            flat.uniform = True
+            return
+        for i in self.members:
+            flat.steps[i] = self.t
+            flat.scalars[i] = dict(self.scalars_after)
+        flat.uniform = len(set(flat.steps)) == 1 and all(x == flat.scalars[0] for x in flat.scalars)
+
+
+def _filled(flat: FlatBuffer, fill: float) -> np.ndarray:
+    return np.full(flat.size, fill, dtype=flat.dtype)
+
+
+@cache
+def _scalar_names(rule: Rule, n_slots: int) -> tuple[str, ...]:
+    """The names of ``rule``'s scalar arguments (after ``p``, ``g`` and the slots)."""
+    return tuple(inspect.signature(rule).parameters)[2 + n_slots :]
+
+
+NONNEGATIVE_SLOTS = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta", "exp_inf"})
+"""Slots that hold second moments or accumulators of squares: a negative value is corrupt (√ of it is NaN)."""
+
+
 def _gather_state(
     flat: FlatBuffer, saved: Mapping[str, Any], fill: Any
 ) -> tuple[list[int], dict[str, np.ndarray], list[dict[str, float]]]:
-    """Assemble the flat state of ``flat`` from per-name entries.
+    """Assemble the flat state of ``flat`` from per-name entries, validating each value.
 
     Array entries are state slots (a tensor without an entry gets the slot's initial value), plain numbers
     other than ``step`` are host scalars.
     """
     entries = [saved.get(seg.name) or {} for seg in flat.segments]
+    for seg, e in zip(flat.segments, entries):
+        if not isinstance(e, Mapping):
+            raise TypeError(f"state[{seg.name!r}] must be a dict, got {type(e).__name__}")
     slot_names = sorted({k for e in entries for k, v in e.items() if isinstance(v, np.ndarray)})
     slots = {}
     for slot in slot_names:
@@ -452,26 +645,60 @@ def _gather_state(
             if slot not in e:
                 continue
             value = np.asarray(e[slot])
+            where = f"state[{seg.name!r}][{slot!r}]"
             if value.shape != seg.shape:
-                raise ValueError(f"state[{seg.name!r}][{slot!r}] has shape {value.shape}, expected {seg.shape}")
+                raise ValueError(f"{where} has shape {value.shape}, expected {seg.shape}")
+            if value.dtype.kind != "f":
+                raise TypeError(f"{where} has dtype {value.dtype}; a state slot holds real floating-point values")
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"{where} holds NaN or infinite values")
+            if slot in NONNEGATIVE_SLOTS and np.any(value < 0):
+                raise ValueError(f"{where} holds negative values; it accumulates squares, so it must be >= 0")
             seg.view(arr)[...] = value
         slots[slot] = arr
-    steps = [int(e.get("step", 0)) for e in entries]
-    scalars = [{k: float(v) for k, v in e.items() if k != "step" and not isinstance(v, np.ndarray)} for e in entries]
+    steps = [_check_count(f"state[{seg.name!r}]['step']", e.get("step", 0)) for seg, e in zip(flat.segments, entries)]
+    scalars = []
+    for seg, e in zip(flat.segments, entries):
+        found = {}
+        for k, v in e.items():
+            if k == "step" or isinstance(v, np.ndarray):
+                continue
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, (Real, np.floating, np.integer)):
+                raise TypeError(f"state[{seg.name!r}][{k!r}] must be a real number, got {v!r}")
+            if not math.isfinite(float(v)):
+                raise ValueError(f"state[{seg.name!r}][{k!r}] must be finite, got {v!r}")
+            found[k] = float(v)
+        scalars.append(found)
     return steps, slots, scalars
 
 
-def _cast(scalars: tuple, dtype: np.dtype, raw: tuple = (), cast: tuple = ()) -> tuple:
-    """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32; for float64, Python
-    floats (the same values, and the cheapest arguments for numba). Values equal to those in ``raw`` reuse
-    their cast from ``cast`` (a step usually changes one scalar, if any)."""
-    x = float if dtype == np.float64 else dtype.type
-    if len(raw) != len(scalars):
-        raw = cast = (None,) * len(scalars)
-    return tuple(
-        c if r == s and type(r) is type(s) else s if isinstance(s, (bool, np.bool_)) else x(s)
-        for s, r, c in zip(scalars, raw, cast)
-    )
+def _check_count(name: str, value: Any) -> int:
+    """A step count: an integer >= 0 (not a bool, a float or a string)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def _cast(scalars: tuple, dtype: np.dtype, names: tuple[str, ...], owner: str) -> tuple:
+    """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32; a value that is
+    not finite there (an overflow such as lr=1e39 in float32, or a bias correction that rounds to 0) is refused."""
+    out = []
+    for name, value in zip(names, scalars):
+        if isinstance(value, (bool, np.bool_)):
+            out.append(value)
+            continue
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = dtype.type(value)
+        if not np.isfinite(cast):
+            raise ValueError(
+                f"{owner}: the step's scalar {name!r} is {value!r}, which is not finite in {dtype}: a hyperparameter "
+                f"is out of the range {dtype} can represent (e.g. lr too large, or a beta so close to 1 that it "
+                "rounds to 1)"
+            )
+        out.append(cast)
+    return tuple(out)
 
 
 def _as_groups(params: Params) -> list[dict[str, Any]]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .._checks import check_range
+from .._checks import check_bool, check_range
 from ..optimizer import Optimizer
+from ..schedules import ReduceLROnPlateau
 
 
 class MinimizeResult(dict):
@@ -45,7 +46,7 @@ def optimizer_classes() -> dict[str, type[Optimizer]]:
 
 def minimize(
     fun: Callable[[Any], Any],
-    x0: np.ndarray | Mapping[str, np.ndarray],
+    x0: np.ndarray | Sequence[float] | Mapping[Hashable, np.ndarray],
     optimizer: str | Optimizer = "adam",
     *,
     steps: int = 1000,
@@ -53,18 +54,25 @@ def minimize(
     tol: float | None = None,
     patience: int = 10,
     callback: Callable[[Any], Any] | None = None,
+    restore_best: bool = True,
     progress: bool = False,
     **optimizer_kwargs: Any,
 ) -> MinimizeResult:
     """Minimize the scalar ``fun(x)`` from ``x0`` with a first-order optimizer.
 
-    ``x0`` is an array or a dict of arrays (it is copied, never changed). ``jac=None`` takes the gradient
+    ``x0`` is an array (or a list or tuple of numbers) or a dict of arrays with keys of any hashable type (it
+    is copied, never changed; ``x`` comes back in the same form). ``jac=None`` takes the gradient
     from the ``autograd`` package (write ``fun`` with ``autograd.numpy``); a callable ``jac(x)`` returns
     gradients shaped like ``x``. ``optimizer`` is a name (``"sgd"``, ``"adam"``, … any adamkit optimizer,
     case-insensitive) built with ``optimizer_kwargs``, or an optimizer created without params.
     With ``tol``, stop once the loss has not improved by more than ``tol`` for ``patience`` steps.
-    ``callback(x)`` runs after each step; returning True stops. A non-finite loss or gradient stops
-    before the step, with ``success=False``.
+    ``callback(x)`` runs after each step; any truthy return stops. A non-finite loss or gradient stops
+    before the step, with ``success=False``. A ``ReduceLROnPlateau`` schedule attached to the optimizer is
+    fed the loss before every step.
+
+    ``restore_best=True`` (default) returns the point with the lowest loss seen (and that loss), not the last
+    iterate: a first-order method's last step can overshoot, and early stopping by design stops ``patience``
+    steps after the best. ``False`` returns the last iterate, as a hand-written loop leaves it.
     """
     if not (isinstance(steps, int) and steps >= 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -72,30 +80,41 @@ def minimize(
         raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
     if tol is not None:
         check_range("tol", tol, 0.0)
+    check_bool("restore_best", restore_best)
     named = isinstance(x0, Mapping)
-    params = {str(k): _as_float_array(f"x0[{k!r}]", v) for k, v in x0.items()} if named else {
-        "x": _as_float_array("x0", x0)
-    }  # fmt: skip
+    keys = list(x0) if named else ["x"]
+    names = [f"x{i}" for i in range(len(keys))] if named else ["x"]  # the optimizer's names for any hashable keys
+    values = list(x0.values()) if named else [x0]
+    params = {n: _as_float_array(f"x0[{k!r}]" if named else "x0", v) for n, k, v in zip(names, keys, values)}
     opt = _make_optimizer(optimizer, params, optimizer_kwargs)
-    view = (lambda: dict(params)) if named else (lambda: params["x"])
+
+    def view(source: Mapping[str, np.ndarray] = params) -> Any:
+        return {k: source[n] for k, n in zip(keys, names)} if named else source["x"]
+
+    plateau = opt.schedule if isinstance(opt.schedule, ReduceLROnPlateau) else None
     _scalar(fun(view()))  # fun must return a scalar: say so before autograd does, less clearly
     value_and_grad = _value_and_grad(fun, jac)
 
     history: list[float] = []
     best, since_best, nit = math.inf, 0, 0
+    lowest, lowest_x = math.inf, None
     success, message = True, f"reached steps={steps}"
     bar = _progress_bar(steps) if progress else None
     try:
         for k in range(steps):
             value, grad = value_and_grad(view())
             loss = _scalar(value)
-            grads = _match(grad, params, named)
+            grads = _match(grad, keys, names, params, named)
             if not math.isfinite(loss) or not all(np.all(np.isfinite(g)) for g in grads.values()):
                 what = "loss" if not math.isfinite(loss) else "gradient"
                 success, message = False, f"non-finite {what} at step {k} (loss {loss}); stopped before updating"
                 history.append(loss)
                 break
             history.append(loss)
+            if restore_best and loss < lowest:
+                lowest, lowest_x = loss, {n: v.copy() for n, v in params.items()}
+            if plateau is not None:
+                plateau.step(loss)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss:.6g}")
                 bar.update()
@@ -109,16 +128,17 @@ def minimize(
                         break
             opt.step(grads)
             nit += 1
-            if callback is not None and callback(view()) is True:
+            if callback is not None and callback(view()):
                 message = "stopped by callback"
                 break
     finally:
         if bar is not None:
             bar.close()
-    x = {k: v.copy() for k, v in params.items()} if named else params["x"].copy()
-    return MinimizeResult(
-        x=x, fun=_scalar(fun(x)), nit=nit, success=success, message=message, history=np.array(history)
-    )
+    x = view({n: v.copy() for n, v in params.items()})
+    final = _scalar(fun(x))
+    if lowest_x is not None and lowest < final:
+        x, final = view(lowest_x), lowest
+    return MinimizeResult(x=x, fun=final, nit=nit, success=success, message=message, history=np.array(history))
 
 
 def _as_float_array(name: str, value: Any) -> np.ndarray:
@@ -161,16 +181,22 @@ def _scalar(value: Any) -> float:
     return float(value)
 
 
-def _match(grad: Any, params: dict[str, np.ndarray], named: bool) -> dict[str, np.ndarray]:
-    grads = {str(k): v for k, v in grad.items()} if named and isinstance(grad, Mapping) else {"x": grad}
-    if grads.keys() != params.keys():
-        raise ValueError(f"jac must return gradients for exactly {sorted(params)}, got {sorted(grads)}")
+def _match(
+    grad: Any, keys: list, names: list[str], params: dict[str, np.ndarray], named: bool
+) -> dict[str, np.ndarray]:
+    if named:
+        if not isinstance(grad, Mapping) or set(grad) != set(keys):
+            got = list(grad) if isinstance(grad, Mapping) else type(grad).__name__
+            raise ValueError(f"jac must return gradients for exactly the keys {keys}, got {got}")
+        grads = {n: grad[k] for k, n in zip(keys, names)}
+    else:
+        grads = {"x": grad}
     out = {}
-    for k, g in grads.items():
+    for k, (n, g) in zip(keys, grads.items()):
         g = np.asarray(g)
-        if g.shape != params[k].shape:
-            raise ValueError(f"jac returned shape {g.shape} for {k!r}, expected {params[k].shape}")
-        out[k] = g.astype(params[k].dtype, copy=False)
+        if g.shape != params[n].shape:
+            raise ValueError(f"jac returned shape {g.shape} for {k!r}, expected {params[n].shape}")
+        out[n] = g.astype(params[n].dtype, copy=False)
     return out
 
 

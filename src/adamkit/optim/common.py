@@ -20,10 +20,13 @@ def lerp(x, target, weight):
 def weight_decayed(p, g, l2, decay, sign):
     """``p ← decay·p`` (decoupled decay), then the gradient ``sign·g + l2·p`` (L2 term, maximize-aware).
 
-    One of the two is a no-op (``decay = 1`` or ``l2 = 0``), see :func:`decay_scalars`.
+    One of the two is a no-op (``decay = 1`` or ``l2 = 0``), see :func:`decay_scalars`; with ``l2 = 0`` the term
+    is left out, not added as ``0·p`` (which is NaN for an infinite parameter).
     """
     p = decay * p
-    return p, sign * g + l2 * p
+    if l2 != 0:
+        return p, sign * g + l2 * p
+    return p, sign * g
 
 
 def decay_scalars(group: dict[str, Any], decoupled: bool) -> tuple[float, float]:

@@ -10,7 +10,7 @@ from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
 
-DEFAULTS = {"torch": dict(lr=1e-3), "keras": dict(lr=1e-2), "dezero": dict(lr=1e-2)}
+DEFAULTS = {"torch": dict(lr=1e-3), "keras": dict(lr=1e-2), "dezero": dict(lr=1e-2), "scratch": dict(lr=1e-2)}
 
 
 @elementwise
@@ -36,13 +36,15 @@ def momentum_rule(p, g, buf, lr, l2, decay, sign, buf_decay, keep, momentum, nes
 
 
 @elementwise
-def velocity_rule(p, g, v, lr, l2, decay, sign, momentum, nesterov):
-    """Keras/DeZero: ``v ← μ·v − lr·g;  p ← p + v``  (Keras nesterov: ``p ← p − lr·g + μ·v``)."""
+def velocity_rule(p, g, v, lr, l2, decay, sign, momentum, v_weight, g_weight):
+    """Keras/DeZero/the textbook: ``v ← μ·v − lr·g;  p ← p + a·v − b·lr·g``.
+
+    ``(a, b)``: ``(1, 0)`` plain momentum ``p ← p + v``; Nesterov ``(μ, 1)`` in Keras's form ``p ← p − lr·g + μ·v``,
+    ``(μ², 1 + μ)`` in *Deep Learning from Scratch*'s ``p ← p + μ²·v − (1 + μ)·lr·g``.
+    """
     p, g = weight_decayed(p, g, l2, decay, sign)
     v = momentum * v - lr * g
-    if nesterov:
-        return p - lr * g + momentum * v, v
-    return p + v, v
+    return p + v_weight * v - g_weight * (lr * g), v
 
 
 class SGD(Optimizer):
@@ -64,7 +66,11 @@ class SGD(Optimizer):
 
         v ← μ·v − lr·g;   p ← p + v
 
-    State slot: ``momentum_buffer`` (torch) or ``velocity`` (keras, dezero), only when momentum > 0.
+    ``convention="scratch"`` (*Deep Learning from Scratch*'s SGD / Momentum / Nesterov, ``lr=1e-2``)::
+
+        v ← μ·v − lr·g;   p ← p + v                       (nesterov: p ← p + μ²·v − (1 + μ)·lr·g)
+
+    State slot: ``momentum_buffer`` (torch) or ``velocity`` (the others), only when momentum > 0.
     """
 
     def __init__(
@@ -104,7 +110,9 @@ class SGD(Optimizer):
         if mu == 0:
             return sgd_rule, (), common
         if convention != "torch":
-            return velocity_rule, ("velocity",), (*common, mu, group["nesterov"])
+            nesterov = {"keras": (mu, 1.0), "scratch": (mu * mu, 1.0 + mu)}
+            weights = nesterov[convention] if group["nesterov"] else (1.0, 0.0)
+            return velocity_rule, ("velocity",), (*common, mu, *weights)
         first = t == 1 or "momentum_buffer" not in run.state
         buf_decay, keep = (0.0, 1.0) if first else (mu, 1.0 - group["dampening"])
         return momentum_rule, ("momentum_buffer",), (*common, buf_decay, keep, mu, group["nesterov"])
