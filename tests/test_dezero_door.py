@@ -321,3 +321,31 @@ def test_core_optimizers_set_up_a_lazy_model_too():
     F.mean_squared_error(y, model(x)).backward()
     opt.update()
     assert sorted(opt.params) == ["l0.W", "l0.b", "l1.W", "l1.b"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("name, kwargs, knob", [OPTIMIZERS[1], OPTIMIZERS[4]], ids=["MomentumSGD", "Adam"])
+def test_large_model_reads_gradients_where_they_are(name, kwargs, knob, dtype):
+    """From 2**16 elements on, update() hands the grads to the step without copying them; still DeZero's result."""
+    x, y = sine_data(dtype)
+    models = []
+    for module in (D, A):
+        model = MLP((300, 300, 1))  # 91,201 parameters
+        opt = module.__dict__[name](**kwargs).setup(model)
+        np.random.seed(1)
+        model(x)
+        for p in model.params():
+            p.data = p.data.astype(dtype)
+        models.append((model, opt))
+    (ref_model, ref), (model, opt) = models
+    for _ in range(20):
+        ref_model.cleargrads()
+        F.mean_squared_error(y, ref_model(x)).backward()
+        for p, q in zip(layer_params(ref_model), layer_params(model)):
+            p.grad.data = p.grad.data.astype(dtype)
+            q.grad = dezero.Variable(p.grad.data.copy())
+        ref.update()
+        opt.update()
+    for p, q in zip(layer_params(ref_model), layer_params(model)):
+        np.testing.assert_array_equal(q.data, p.data)
+    assert not opt.grads["l1.W"].any()  # read where it was: never copied into opt.grads

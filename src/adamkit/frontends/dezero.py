@@ -34,6 +34,9 @@ if TYPE_CHECKING:
     from ..optimizer import Optimizer
 
 HookFn = Callable[[list], Any]
+IN_PLACE_MIN_SIZE = 1 << 16
+"""From this many parameter elements on, ``update()`` reads gradients where they are rather than copying them
+(below it, one copy per buffer costs less than the per-gradient checks of reading them in place)."""
 FLOATS = frozenset(map(np.dtype, (np.float16, np.float32, np.float64, np.longdouble)))
 
 
@@ -47,6 +50,8 @@ class BoundFlat:
     views: list[np.ndarray]
     shapes: list[tuple[int, ...]]
     grad_views: list[np.ndarray]
+    start: int = 0  # where its objects begin in Binding.bound_objects
+    stop: int = 0
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Binding:
     bound_objects: list[Any] = field(default_factory=list)
     bound_views: list[np.ndarray] = field(default_factory=list)
     bound_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    size: int = 0  # elements bound
 
 
 def binding(opt: Optimizer) -> Binding | None:
@@ -122,6 +128,8 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
             views = [opt.params[n] for n in names]  # the arrays the parameters are bound to
             grads = [opt.grads[n] for n in names]
             bf = BoundFlat(flat, names, [by_name[n] for n in names], views, [v.shape for v in views], grads)
+            bf.start, bf.stop = len(b.bound_objects), len(b.bound_objects) + len(names)
+            b.size += flat.size
             b.bound.append(bf)
             b.bound_objects += bf.objects
             b.bound_views += bf.views
@@ -141,25 +149,40 @@ def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
         for f in hooks:
             f(params)
         active = {id(p) for p in params}
-    skip, writes = gather(b, active)
+    skip, writes, sources = gather(b, active)
     for write in writes:
         write()
-    opt._step(None, skip=skip)
+    opt._step(sources, skip=skip)
 
 
-def gather(b: Binding, active: set[int] | None) -> tuple[frozenset[str], list[Callable[[], None]]]:
-    """Check every bound parameter's binding and gradient (no writes); return the names to skip and the
-    writes to do: one gradient copy per flat buffer in the common case, per parameter otherwise."""
+def gather(
+    b: Binding, active: set[int] | None
+) -> tuple[frozenset[str], list[Callable[[], None]], dict[str, np.ndarray] | None]:
+    """Check every bound parameter's binding and gradient (no writes); return the names to skip, the writes to
+    do, and the gradients to read where they are (None: from ``opt.grads``, which the writes fill).
+
+    Common case, checked in one pass: every grad a DeZero Variable of float data of the right shape. Then a
+    large model's gradients of the parameter's dtype are read where they are (no copy); the others are copied,
+    one ``concatenate`` per flat buffer. Otherwise: per parameter.
+    """
     if active is None and all(map(operator.is_, [p.data for p in b.bound_objects], b.bound_views)):
-        try:  # the common case, checked in one pass: every grad a DeZero Variable of float data, shapes right
+        try:
             arrays = [p.grad.data for p in b.bound_objects]
             if [a.shape for a in arrays] == b.bound_shapes and {a.dtype for a in arrays} <= FLOATS:
-                writes, start = [], 0
+                writes = []
+                if b.size >= IN_PLACE_MIN_SIZE:
+                    sources = {}
+                    for bf in b.bound:
+                        for name, a, view in zip(bf.names, arrays[bf.start : bf.stop], bf.grad_views):
+                            if a.dtype == view.dtype and a.flags.c_contiguous:
+                                sources[name] = a
+                            else:
+                                sources[name] = view
+                                writes.append(_copy(view, a))
+                    return frozenset(), writes, sources
                 for bf in b.bound:
-                    stop = start + len(bf.objects)
-                    writes.append(_concatenate(arrays[start:stop], bf.flat.grad))
-                    start = stop
-                return frozenset(), writes
+                    writes.append(_concatenate(arrays[bf.start : bf.stop], bf.flat.grad))
+                return frozenset(), writes, None
         except AttributeError:  # a grad is None (or a plain ndarray: the general path below)
             pass
     skip: list[str] = []
@@ -181,7 +204,7 @@ def gather(b: Binding, active: set[int] | None) -> tuple[frozenset[str], list[Ca
             if g.dtype.kind != "f":
                 raise TypeError(f"parameter {name!r}: grad has dtype {g.dtype}, expected floating point")
             writes.append(_copy(gview, g))
-    return frozenset(skip), writes
+    return frozenset(skip), writes, None
 
 
 def _concatenate(arrays: list[np.ndarray], out: np.ndarray) -> Callable[[], None]:
