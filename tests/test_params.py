@@ -187,3 +187,13 @@ def test_grads_views_share_one_buffer_and_zero_grad():
     opt.step()  # zero gradients: Adam's update is 0 / (0 + eps) = 0
     for k in params:
         assert np.array_equal(params[k], before[k])
+
+
+def test_packed_group_copies_a_replaced_entry_in_and_puts_the_view_back():
+    params = {"w": np.ones(3)}
+    opt = adamkit.SGD(lr=1.0)
+    opt.add_param_group({"params": params}, packed=True)
+    view = params["w"]
+    params["w"] = np.full(3, 5.0)
+    opt.step({"w": np.ones(3)})
+    assert params["w"] is view and np.array_equal(view, [4.0, 4.0, 4.0]) and opt.params["w"] is view

@@ -6,11 +6,16 @@ opinion by transcription; each also maps onto a torch/Keras-checked adamkit rule
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 import adamkit
 import adamkit.scratch as scratch
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---- the book's code (common/optimizer.py), verbatim but for formatting ---------------------------------------
@@ -149,35 +154,13 @@ def test_conventions_are_told_apart_by_the_stream():
         assert max(np.max(np.abs(a.params[k] - b.params[k])) for k in a.params) > 1e-9
 
 
-def f(x, y):
-    return x**2 / 20.0 + y**2
-
-
-def df(x, y):
-    return x / 10.0, 2.0 * y
-
-
-def chapter6_paths(make):
-    """The book's ch06/optimizer_compare_naive.py loop: params are plain Python floats in a dict."""
-    paths = {}
-    for key, optimizer in make().items():
-        params = {"x": -7.0, "y": 2.0}
-        grads = {"x": 0, "y": 0}
-        path = []
-        for _ in range(30):
-            path.append((params["x"], params["y"]))
-            grads["x"], grads["y"] = df(params["x"], params["y"])
-            optimizer.update(params, grads)
-        paths[key] = np.array(path)
-    return paths
-
-
 def test_chapter6_paths_equal_the_book():
-    def lineup(mod):
-        return {"SGD": mod[0](lr=0.95), "Momentum": mod[1](lr=0.1), "AdaGrad": mod[2](lr=1.5), "Adam": mod[3](lr=0.3)}
-
-    ours = chapter6_paths(lambda: lineup((scratch.SGD, scratch.Momentum, scratch.AdaGrad, scratch.Adam)))
-    book = chapter6_paths(lambda: lineup((BookSGD, BookMomentum, BookAdaGrad, BookAdam)))
+    """examples/textbook_ch6.py's loop (the book's, params as Python floats) with ours and with the book's."""
+    spec = importlib.util.spec_from_file_location("textbook_ch6", ROOT / "examples" / "textbook_ch6.py")
+    ch6 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ch6)
+    ours = ch6.paths(ch6.lineup(scratch.SGD, scratch.Momentum, scratch.AdaGrad, scratch.Adam))
+    book = ch6.paths(ch6.lineup(BookSGD, BookMomentum, BookAdaGrad, BookAdam))
     for key in book:
         np.testing.assert_allclose(ours[key], book[key], rtol=1e-12, atol=1e-14)
         assert np.hypot(*ours[key][-1]) < np.hypot(-7.0, 2.0)  # every path heads for the minimum at (0, 0)

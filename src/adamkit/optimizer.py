@@ -19,6 +19,8 @@ import copy
 import inspect
 import math
 import operator
+import warnings
+import weakref
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +33,7 @@ from ._checks import check_choice, check_range
 from .engine import ENGINES, Rule, prepare
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
 from .hooks import Hook
+from .reduce import all_finite
 from .schedules import Schedule
 
 Params = MutableMapping[str, np.ndarray] | list | None
@@ -68,8 +71,10 @@ class Optimizer:
     #: Keys of a group that are structure, not hyperparameters.
     _STRUCTURE: ClassVar[tuple[str, ...]] = ("params", "param_names")
 
-    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused"):
+    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused", nonfinite: str = "ignore"):
         self.engine = check_choice("engine", engine, tuple(ENGINES))
+        self.nonfinite = nonfinite
+        self.skipped_steps = 0
         self.defaults = dict(defaults)
         self._schedule: Schedule | None = None
         self._schedule_t, self._base_lrs = 0, []
@@ -87,6 +92,7 @@ class Optimizer:
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
+        _LIVE.add(self)
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
             for group in _as_groups(params):
@@ -98,7 +104,19 @@ class Optimizer:
 
     #: Public instance attributes; any other public name assigned on an optimizer is refused (a typo such as
     #: ``opt.learning_rate = 0.1`` must not pass silently). Subclasses extend it for attributes of their own.
-    _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks"})
+    _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks", "skipped_steps"})
+
+    @property
+    def nonfinite(self) -> str:
+        """What a step does with a NaN or infinite gradient (after hooks): ``"ignore"`` (default, as torch.optim
+        and Keras: no check, no cost), ``"raise"`` (``FloatingPointError`` naming the first such parameter,
+        nothing changed) or ``"skip"`` (nothing changed, ``skipped_steps`` counts it: the AMP habit). The check
+        reads every gradient once more, about 1/7 of an Adam step's memory traffic."""
+        return self._nonfinite
+
+    @nonfinite.setter
+    def nonfinite(self, value: str) -> None:
+        self._nonfinite = check_choice("nonfinite", value, ("ignore", "raise", "skip"))
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name.startswith("_") or name in self._ATTRIBUTES or hasattr(type(self), name):
@@ -178,6 +196,7 @@ class Optimizer:
             seen.add(id(array))
         if not packed:
             _refuse_overlaps([*self._caller_arrays(), *named])
+            _warn_if_shared(self, named)
         group = {**self.defaults, **{k: v for k, v in param_group.items() if k not in self._STRUCTURE}}
         self._check(group)
 
@@ -227,52 +246,42 @@ class Optimizer:
                     yield from zip((seg.name for seg in flat.segments), flat.params)
 
     def _adopt_rebound(self) -> None:
-        """Adopt arrays the caller put into a group's dict or list in place of the ones it passed.
+        """Adopt arrays the caller put into a group's dict or list in place of the ones it passed (a packed
+        group copies them into its buffer and puts the view back).
 
         Every replacement is validated (shape, dtype, layout, overlaps) before any is adopted.
         """
-        changes = []
-        for group, (container, keys) in zip(self.param_groups, self._containers):
-            current = [container[k] for k in keys] if keys is not None else container
-            if keys is not None and len(container) != len(keys):
-                added, removed = [k for k in container if k not in keys], [k for k in keys if k not in container]
-                raise KeyError(
-                    f"the params dict of a param group changed its keys since the optimizer took it (added "
-                    f"{added}, removed {removed}); add new parameters with add_param_group"
-                )
-            if keys is None and len(current) != len(group["params"]):
-                raise ValueError(
-                    f"the params list of a param group changed length ({len(group['params'])} → {len(current)}); "
-                    "add new parameters with add_param_group"
-                )
+        changes: list[tuple[int, int, np.ndarray]] = []  # (group index, position in the group, new array)
+        for g, (group, (container, keys)) in enumerate(zip(self.param_groups, self._containers)):
+            current = _entries(container, keys, len(group["params"]))
             if all(map(operator.is_, current, group["params"])):
                 continue
             for i, (array, old) in enumerate(zip(current, group["params"])):
                 if array is not old:
                     name = group["param_names"][i]
                     flat, seg = self._where[name]
-                    packed = flat.data is not None
-                    _check_array(name, array, packed=packed)
+                    _check_array(name, array, packed=flat.data is not None)
                     if array.shape != seg.shape or array.dtype != flat.dtype:
                         raise ValueError(
                             f"parameter {name!r} was replaced by an array of shape {array.shape} and dtype "
                             f"{array.dtype}; expected shape {seg.shape} and dtype {flat.dtype}"
                         )
-                    changes.append((group, i, name, flat, seg, array, packed))
+                    changes.append((g, i, array))
         if not changes:
             return
-        replaced = {name for _, _, name, *_ in changes}
-        kept = [(n, a) for n, a in self._caller_arrays() if n not in replaced]
-        _refuse_overlaps(kept + [(name, array) for _, _, name, _, _, array, packed in changes if not packed])
-        for group, i, name, flat, seg, array, packed in changes:
+        new = {self.param_groups[g]["param_names"][i]: array for g, i, array in changes}
+        caller_owned = [(n, a) for n, a in new.items() if self._where[n][0].data is None]
+        _refuse_overlaps([(n, a) for n, a in self._caller_arrays() if n not in new] + caller_owned)
+        for g, i, array in changes:
+            group, (container, keys) = self.param_groups[g], self._containers[g]
+            name = group["param_names"][i]
+            flat, seg = self._where[name]
             flat.replace(flat.segments.index(seg), array)
-            if packed:
-                array = self._param_views[name]
-                container, keys = self._containers[self.param_groups.index(group)]
-                container[keys[i] if keys is not None else i] = array
+            if flat.data is not None:
+                container[keys[i] if keys is not None else i] = self._param_views[name]
             else:
                 self._param_views[name] = array
-            group["params"][i] = array
+            group["params"][i] = self._param_views[name]
 
     def setup(self, model: Any) -> Optimizer:
         """DeZero/Chainer style: take ``model.params()`` and bind their ``.data`` to flat views; returns self."""
@@ -339,6 +348,9 @@ class Optimizer:
         try:
             for hook in self.hooks:
                 hook(self, set(skip))
+            if self._nonfinite != "ignore" and not self._gradients_finite(skip, sources):
+                self.skipped_steps += 1
+                return
             jobs = [job for group, flat in self.flat_buffers() for job in self._jobs(group, flat, skip, sources)]
             self._run(jobs)
         finally:
@@ -371,6 +383,25 @@ class Optimizer:
         if last is None or last[0] != scalars or last[1] != types:
             last = memo[id(flat)] = scalars, types, _cast(scalars, flat.dtype, names, type(self).__name__)
         return last[2]
+
+    def _gradients_finite(self, skip: frozenset[str], sources: dict[str, np.ndarray] | None) -> bool:
+        """Whether every active gradient (as the kernels will read it) is finite; raises under ``"raise"``."""
+        for flat in self._buckets():
+            for seg in flat.segments:
+                if seg.name in skip:
+                    continue
+                if flat.work is not None or sources is None:
+                    g = (flat.work if flat.work is not None else flat.grad)[seg.offset : seg.offset + seg.size]
+                else:
+                    g = sources[seg.name]
+                if not all_finite(g):
+                    if self._nonfinite == "raise":
+                        raise FloatingPointError(
+                            f"the gradient of parameter {seg.name!r} has NaN or infinite values; step refused, "
+                            "nothing updated (nonfinite='raise')"
+                        )
+                    return False
+        return True
 
     def _buckets(self) -> Iterator[FlatBuffer]:
         for flats in self._flats:
@@ -777,6 +808,24 @@ def _check_array(name: str, array: Any, *, packed: bool) -> None:
         raise ValueError(f"parameter {name!r} is read-only: adamkit updates parameters in place")
 
 
+def _entries(container: Any, keys: list | None, n: int) -> list:
+    """A group's dict (by its original ``keys``) or list as it stands now; refuses added or removed entries."""
+    if keys is None:
+        if len(container) != n:
+            raise ValueError(
+                f"the params list of a param group changed length ({n} → {len(container)}); add new parameters "
+                "with add_param_group"
+            )
+        return list(container)
+    if len(container) != len(keys) or any(k not in container for k in keys):
+        added, removed = [k for k in container if k not in keys], [k for k in keys if k not in container]
+        raise KeyError(
+            f"the params dict of a param group changed its keys since the optimizer took it (added {added}, "
+            f"removed {removed}); add new parameters with add_param_group"
+        )
+    return [container[k] for k in keys]
+
+
 def _refuse_overlaps(named: list[tuple[str, np.ndarray]]) -> None:
     """Refuse caller arrays whose memory overlaps (views of one array): one step would update it twice."""
     spans = sorted((a.ctypes.data, a.ctypes.data + a.nbytes, name) for name, a in named if a.size)
@@ -786,6 +835,29 @@ def _refuse_overlaps(named: list[tuple[str, np.ndarray]]) -> None:
                 f"parameters {first!r} and {second!r} share memory (views of one array); each element must "
                 "belong to one parameter: pass the whole array, or separate copies"
             )
+
+
+_LIVE: weakref.WeakSet[Optimizer] = weakref.WeakSet()
+"""Every optimizer alive in this process, to warn when two step the same arrays."""
+
+
+def _warn_if_shared(opt: Optimizer, named: list[tuple[str, np.ndarray]]) -> None:
+    """Warn (not refuse: re-running ``opt = Adam(params)`` in a notebook keeps the old one alive a moment) when
+    another live optimizer already steps memory of these arrays: both would update it."""
+    for other in list(_LIVE):
+        if other is opt:
+            continue
+        theirs = list(other._caller_arrays())
+        try:
+            _refuse_overlaps(theirs + list(named))
+        except ValueError:
+            warnings.warn(
+                f"{type(opt).__name__}: these arrays are already stepped by another live optimizer "
+                f"({type(other).__name__}); both will update them. Delete the other one if it is stale.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return
 
 
 def _rebind(container: Any, names: list[str], views: Mapping[str, np.ndarray]) -> None:

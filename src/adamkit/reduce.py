@@ -36,3 +36,19 @@ def sum_of_squares(arrays: Iterable[np.ndarray]) -> float:
             for part in _chunk_sums_of_squares(np.ascontiguousarray(x).reshape(-1), CHUNK):
                 total += float(part)
     return total
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _count_nonfinite(x: np.ndarray, chunk: int) -> int:  # pragma: no cover (numba)
+    n = (x.shape[0] + chunk - 1) // chunk
+    bad = 0
+    for c in numba.prange(n):
+        for i in range(c * chunk, min((c + 1) * chunk, x.shape[0])):
+            if not np.isfinite(x[i]):
+                bad += 1
+    return bad
+
+
+def all_finite(x: np.ndarray) -> bool:
+    """Whether every element of the 1-D ``x`` is finite (one parallel read)."""
+    return x.size == 0 or _count_nonfinite(np.ascontiguousarray(x).reshape(-1), CHUNK) == 0

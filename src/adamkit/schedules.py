@@ -39,7 +39,9 @@ class Schedule:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        """Restore what ``state_dict`` saved; a schedule with no running state takes exactly ``{}``."""
+        if state != {}:
+            raise ValueError(f"{type(self).__name__} keeps no running state; got {state!r}")
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -309,6 +311,10 @@ class ReduceLROnPlateau(Schedule):
         return {"current": self._current, "best": self._best, "bad": self._bad, "cooldown_left": self._cooldown_left}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != {"current", "best", "bad", "cooldown_left"}:
+            raise ValueError(
+                f"ReduceLROnPlateau state must hold current, best, bad, cooldown_left; got {sorted(state)}"
+            )
         current = state["current"]
         self._current = None if current is None else list(current)
         self._best, self._bad, self._cooldown_left = state["best"], state["bad"], state["cooldown_left"]

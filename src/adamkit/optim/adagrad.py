@@ -57,12 +57,13 @@ class Adagrad(Optimizer):
         maximize: bool = False,
         convention: str = "torch",
         engine: str = "fused",
+        nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
             DEFAULTS, convention, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(DEFAULTS))

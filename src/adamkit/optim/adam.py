@@ -112,12 +112,13 @@ class Adam(Optimizer):
         maximize: bool = False,
         convention: str = "torch",
         engine: str = "fused",
+        nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
             self._defaults, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             amsgrad=amsgrad, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(self._defaults))

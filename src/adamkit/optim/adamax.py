@@ -51,11 +51,12 @@ class Adamax(Optimizer):
         maximize: bool = False,
         convention: str = "torch",
         engine: str = "fused",
+        nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
             DEFAULTS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize
         )
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(DEFAULTS))

@@ -60,12 +60,13 @@ class NAdam(Optimizer):
         maximize: bool = False,
         convention: str = "torch",
         engine: str = "fused",
+        nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
             DEFAULTS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(DEFAULTS))

@@ -94,12 +94,13 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         convention: str = "torch",
         engine: str = "fused",
+        nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
             DEFAULTS, convention, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
             momentum=momentum, centered=centered, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine)
+        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(DEFAULTS))
