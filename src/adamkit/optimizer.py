@@ -420,7 +420,7 @@ class Optimizer:
                 if seg.name not in skip:
                     together.setdefault((flat.steps[i], *sorted(flat.scalars[i].items())), []).append(i)
             runs = list(together.values())
-        decay = math.prod(hook.decay(group) for hook in self.hooks)
+        decay = math.prod(hook.decay(group) for hook in self.hooks) if self.hooks else 1.0
         jobs, new = [], {}  # new: slots this step creates, kept out of the state until the step commits
         for members in runs:
             first = members[0] if members else 0
@@ -440,10 +440,8 @@ class Optimizer:
             else:
                 g = flat.grad
             prepare(self.engine, rule, len(slots))
-            arrays = [
-                flat.state[name] if name in flat.state else new.setdefault(name, _filled(flat, fill))
-                for name, fill in ((name, self._slot_fill(group, name)) for name in slots)
-            ]
+            state, fill = flat.state, self._slot_fill
+            arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
             jobs.append(Job(flat, members, t, view.scalars, rule, g, arrays, scalars, new))
         return jobs
 
