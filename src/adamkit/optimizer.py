@@ -254,9 +254,9 @@ class Optimizer:
         """
         changes: list[tuple[int, int, np.ndarray]] = []  # (group index, position in the group, new array)
         for g, (group, (container, keys)) in enumerate(zip(self.param_groups, self._containers)):
-            current = _entries(container, keys, len(group["params"]))
-            if all(map(operator.is_, current, group["params"])):
+            if _unchanged(container, keys, group["params"]):
                 continue
+            current = _entries(container, keys, len(group["params"]))
             for i, (array, old) in enumerate(zip(current, group["params"])):
                 if array is not old:
                     name = group["param_names"][i]
@@ -806,6 +806,17 @@ def _check_array(name: str, array: Any, *, packed: bool) -> None:
         )
     if not array.flags.writeable:
         raise ValueError(f"parameter {name!r} is read-only: adamkit updates parameters in place")
+
+
+def _unchanged(container: Any, keys: list | None, params: list[np.ndarray]) -> bool:
+    """The common case, cheaply: the container holds exactly the arrays the group steps."""
+    if len(container) != len(params):
+        return False
+    try:
+        entries = container if keys is None else map(container.__getitem__, keys)
+        return all(map(operator.is_, entries, params))
+    except KeyError:
+        return False
 
 
 def _entries(container: Any, keys: list | None, n: int) -> list:
