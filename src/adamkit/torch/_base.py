@@ -20,6 +20,7 @@ before every step, so ``lr_scheduler`` and ``param_groups[i]["lr"] = ...`` work 
 from __future__ import annotations
 
 import copy
+import operator
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -261,6 +262,11 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _collect(self, bound: list[_Bound]) -> list[str]:
         """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
+        params = [b.param for b in bound]
+        if [p.data_ptr() for p in params] == [b.ptr for b in bound] and all(
+            map(operator.is_, [p.grad for p in params], [b.grad for b in bound])
+        ):
+            return []  # the common case, in three passes: every parameter and gradient still bound
         skip, dst, src, rebind = [], [], [], []
         for b in list(bound):
             p = b.param
