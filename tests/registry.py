@@ -3,7 +3,9 @@
 ``oracle`` names what a case is checked against:
   "torch"  → torch.optim.<cls.__name__>(params, **kwargs) (kwargs use torch's names, so they pass as they are);
   "keras"  → keras.optimizers.<keras[0]>(**keras[1]) under KERAS_BACKEND=torch;
-  "dezero" → a NumPy transcription of DeZero's published formulas, tests/test_dezero_conventions.py.
+  "dezero" → a NumPy transcription of DeZero's published formulas, tests/test_dezero_conventions.py;
+  "package" → the reference package's torch optimizer ``reference`` ("module.Class"), built with ``ref_kwargs``
+             (default: the case's kwargs), tests/test_package_oracle.py.
 Every case is also run through both engines (fused ≡ numpy).
 """
 
@@ -25,6 +27,8 @@ class Case:
     keras: tuple[str, dict[str, Any]] | None = None  # Keras class name and its kwargs, for oracle="keras"
     keras_tol: float | None = None  # a looser float32 bar where the math is ill-conditioned (say why)
     torch_tol64: float | None = None  # a looser float64 bar vs torch (say why)
+    reference: str | None = None  # "module.Class" of the reference optimizer, for oracle="package"
+    ref_kwargs: dict[str, Any] | None = None  # its kwargs where the names differ from ours
 
 
 # torch's exp_avg.lerp_ is a fused multiply-add, fma(1−β1, g − m, m), which NumPy (the reference engine) cannot
@@ -228,6 +232,15 @@ CASES: list[Case] = [
     Case("radam-options", adamkit.RAdam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.02)),
     Case("radam-decoupled", adamkit.RAdam, dict(lr=0.01, weight_decay=0.05, decoupled_weight_decay=True)),
     Case("radam-maximize", adamkit.RAdam, dict(lr=0.01, maximize=True)),
+    # --- Lion (lion-pytorch 0.2.5) --------------------------------------------------------------------
+    Case("lion", adamkit.Lion, dict(lr=0.01), "package", groups=True, reference="lion_pytorch.Lion"),
+    Case(
+        "lion-options",
+        adamkit.Lion,
+        dict(lr=0.003, betas=(0.8, 0.95), weight_decay=0.5),
+        "package",
+        reference="lion_pytorch.Lion",
+    ),
     # --- Adam: DeZero form ---------------------------------------------------------------------------
     Case("adam-dezero", adamkit.Adam, dict(lr=0.01, convention="dezero"), "dezero"),
 ]

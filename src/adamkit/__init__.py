@@ -11,6 +11,7 @@ from .optim.adadelta import Adadelta
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
 from .optim.adamax import Adamax
+from .optim.lion import Lion
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
@@ -18,7 +19,7 @@ from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Optimizer",
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "Optimizer",
     "minimize", "MinimizeResult",
     "hooks", "schedules", "scratch",
     "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
