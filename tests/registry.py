@@ -241,6 +241,29 @@ CASES: list[Case] = [
         "package",
         reference="lion_pytorch.Lion",
     ),
+    # --- LAMB (pytorch_optimizer 4.1.0's Lamb) ------------------------------------------------------------
+    Case("lamb", adamkit.LAMB, dict(lr=0.01), "package", groups=True, reference="pytorch_optimizer.Lamb"),
+    Case(
+        "lamb-wd",
+        adamkit.LAMB,
+        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, eps=1e-8),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
+    Case(
+        "lamb-options",
+        adamkit.LAMB,
+        dict(lr=0.01, weight_decay=0.05, weight_decouple=False, grad_averaging=False, maximize=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
+    Case(
+        "lamb-fixed-decay-adam",
+        adamkit.LAMB,
+        dict(lr=0.01, weight_decay=0.01, fixed_decay=True, adam=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
     # --- Adam: DeZero form ---------------------------------------------------------------------------
     Case("adam-dezero", adamkit.Adam, dict(lr=0.01, convention="dezero"), "dezero"),
 ]

@@ -11,6 +11,7 @@ from .optim.adadelta import Adadelta
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
 from .optim.adamax import Adamax
+from .optim.lamb import LAMB
 from .optim.lion import Lion
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
@@ -19,7 +20,7 @@ from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "Optimizer",
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "LAMB", "Optimizer",
     "minimize", "MinimizeResult",
     "hooks", "schedules", "scratch",
     "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
