@@ -29,6 +29,8 @@ class Case:
     torch_tol64: float | None = None  # a looser float64 bar vs torch (say why)
     reference: str | None = None  # "module.Class" of the reference optimizer, for oracle="package"
     ref_kwargs: dict[str, Any] | None = None  # its kwargs where the names differ from ours
+    ref_skips_empty: bool = False  # the reference fails on empty tensors: it gets none of them (ours leaves them)
+    elementwise: bool = True  # the step runs adamkit.engine's elementwise kernels (False: per-tensor kernels)
 
 
 # torch's exp_avg.lerp_ is a fused multiply-add, fma(1−β1, g − m, m), which NumPy (the reference engine) cannot
@@ -263,6 +265,35 @@ CASES: list[Case] = [
         dict(lr=0.01, weight_decay=0.01, fixed_decay=True, adam=True),
         "package",
         reference="pytorch_optimizer.Lamb",
+    ),
+    # --- Adafactor (torch.optim.Adafactor) ---------------------------------------------------------------
+    Case(
+        "adafactor",
+        adamkit.Adafactor,
+        dict(lr=0.01),
+        "package",
+        groups=True,
+        reference="torch.optim.Adafactor",
+        ref_skips_empty=True,
+        elementwise=False,
+    ),
+    Case(
+        "adafactor-options",
+        adamkit.Adafactor,
+        dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1, maximize=True),
+        "package",
+        reference="torch.optim.Adafactor",
+        ref_skips_empty=True,
+        elementwise=False,
+    ),
+    Case(
+        "adafactor-clipped",
+        adamkit.Adafactor,
+        dict(lr=0.5, beta2_decay=-0.3, weight_decay=0.01),
+        "package",
+        reference="torch.optim.Adafactor",
+        ref_skips_empty=True,
+        elementwise=False,
     ),
     # --- Adam: DeZero form ---------------------------------------------------------------------------
     Case("adam-dezero", adamkit.Adam, dict(lr=0.01, convention="dezero"), "dezero"),

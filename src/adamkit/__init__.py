@@ -8,6 +8,7 @@ from . import hooks, schedules, scratch
 from .frontends.minimize import MinimizeResult, minimize
 from .hooks import ClipGradNorm, ClipGradValue, DecoupledWeightDecay, FreezeParam, WeightDecay
 from .optim.adadelta import Adadelta
+from .optim.adafactor import Adafactor
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
 from .optim.adamax import Adamax
@@ -20,7 +21,8 @@ from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "LAMB", "Optimizer",
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "LAMB", "Adafactor",
+    "Optimizer",
     "minimize", "MinimizeResult",
     "hooks", "schedules", "scratch",
     "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",

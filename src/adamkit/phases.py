@@ -185,6 +185,16 @@ def prepare_segment_map(engine: str, rule: Rule, n_slots: int, per_segment: tupl
 
 
 # ---------------------------------------------------------------------------------------- optimizer
+def member_gradient(flat: FlatBuffer, i: int, sources: dict[str, np.ndarray] | None) -> np.ndarray:
+    """Tensor ``i``'s gradient as this step reads it (1-D): the hooks' scratch, the given array, or ``opt.grads``."""
+    seg = flat.segments[i]
+    if flat.work is not None:
+        return flat.work[seg.offset : seg.offset + seg.size]
+    if sources is not None:
+        return sources[seg.name]
+    return flat.grad[seg.offset : seg.offset + seg.size]
+
+
 class PhasedJob(Job):
     """A :class:`Job` whose elementwise phase is followed by the optimizer's later phases."""
 
