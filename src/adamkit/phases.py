@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, ClassVar, NamedTuple
 
@@ -252,3 +253,114 @@ class PhasedOptimizer(Optimizer):
         state = super().__getstate__()
         state.pop("_scratch_slots", None)
         return state
+
+
+class PerTensorJob(Job):
+    """One tensor's update (``work(job)``); a tensor's first step adds its slots to the state on commit."""
+
+    work: Callable[[Job], None] | None = None
+    adopt: tuple[dict, str, dict] | None = None
+
+    def run(self, engine: Any) -> None:
+        self.work(self)  # type: ignore[misc]
+
+    def commit(self) -> None:
+        super().commit()
+        if self.adopt is not None:
+            store, name, slots = self.adopt
+            store[name] = slots
+
+
+class PerTensorOptimizer(Optimizer):
+    """An optimizer whose update works on each tensor whole (its shape, its norms, matrix products).
+
+    Its state slots are per tensor, shaped by ``_slot_shapes(group, shape)`` (e.g. Adafactor's row and column
+    factors, or different slots for matrices and vectors), zero-initialized, saved under torch's names.
+    A subclass supplies ``_check``, ``_slot_shapes`` and ``_tensor_step(group, flat, i, seg, g, slots, t, decay)``
+    (``decay``: the product of the hooks' decoupled decay factors). Step counts, hooks, skips, schedules and
+    atomic refusal are the base class's; the NumPy engine restores every tensor and slot if a step fails midway.
+    """
+
+    #: Slots whose values are second moments (refused if negative on load).
+    _NONNEGATIVE: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        self._tensor_state: dict[str, dict[str, np.ndarray]] = {}
+        super().__init__(*args, **kwargs)
+
+    def _slot_shapes(self, group: dict[str, Any], shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def _tensor_step(self, group, flat, i, seg, g, slots, t, decay) -> None:  # noqa: ANN001
+        raise NotImplementedError
+
+    def _plan(self, group, run, t):  # noqa: ANN001, ANN202 (no elementwise plan: see _jobs)
+        return None, (), ()
+
+    def _state_keys(self, group: dict[str, Any], dtype: np.dtype) -> set[str]:
+        shapes = [(), (3,), (3, 2), (2, 3, 2)]  # every kind of tensor the slot layout may distinguish
+        return {"step"}.union(*(self._slot_shapes(group, s) for s in shapes))
+
+    def _jobs(self, group, flat, skip, sources):  # noqa: ANN001, ANN202 (as Optimizer._jobs)
+        decay = math.prod(hook.decay(group) for hook in self.hooks)
+        jobs = []
+        for i, seg in enumerate(flat.segments):
+            if seg.name in skip:
+                continue
+            slots = self._tensor_state.get(seg.name)
+            adopt = None
+            if slots is None:
+                slots = {k: np.zeros(s, flat.dtype) for k, s in self._slot_shapes(group, seg.shape).items()}
+                adopt = (self._tensor_state, seg.name, slots)
+            g = member_gradient(flat, i, sources)
+            t, host = flat.steps[i] + 1, dict(flat.scalars[i])
+            job = PerTensorJob(flat, [i], t, host, None, g, list(slots.values()), (), {})
+            job.work = lambda job, group=group, i=i, seg=seg, slots=slots: self._tensor_step(
+                group, job.flat, i, seg, job.g, slots, job.t, decay
+            )
+            job.adopt = adopt
+            jobs.append(job)
+        return jobs
+
+    def state_dict(self) -> dict[str, Any]:
+        saved = super().state_dict()
+        for name, slots in self._tensor_state.items():
+            flat, seg = self._where[name]
+            entry = saved["state"].setdefault(name, {"step": flat.steps[flat.segments.index(seg)]})
+            entry.update({k: v.copy() for k, v in slots.items()})
+        return saved
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """As :meth:`Optimizer.load_state_dict`; every tensor's slots are checked (names, shapes, values) first."""
+        tensor_state: dict[str, dict[str, np.ndarray]] = {}
+        rest: dict[str, Any] = {}
+        groups = state_dict.get("param_groups", [])
+        for name, entry in state_dict.get("state", {}).items():
+            if name not in self._where or not isinstance(entry, Mapping):
+                rest[name] = entry
+                continue
+            flat, seg = self._where[name]
+            g = next((i for i, s in enumerate(groups) if name in s.get("params", ())), None)
+            group = {**self.param_groups[0], **groups[g]} if g is not None else self.param_groups[0]
+            expected = self._slot_shapes(group, seg.shape)
+            found = {k: v for k, v in entry.items() if isinstance(v, np.ndarray)}
+            if found and set(found) != set(expected):
+                raise KeyError(
+                    f"state[{name!r}] holds {sorted(found)}; {type(self).__name__} keeps {sorted(expected)} for a "
+                    f"tensor of shape {seg.shape}"
+                )
+            for k, value in found.items():
+                where = f"state[{name!r}][{k!r}]"
+                if value.shape != expected[k]:
+                    raise ValueError(f"{where} has shape {value.shape}, expected {expected[k]}")
+                if value.dtype.kind != "f":
+                    raise TypeError(f"{where} has dtype {value.dtype}; a state slot holds real floating-point values")
+                if not np.all(np.isfinite(value)):
+                    raise ValueError(f"{where} holds NaN or infinite values")
+                if k in self._NONNEGATIVE and np.any(value < 0):
+                    raise ValueError(f"{where} holds negative values; a second moment must be >= 0")
+            if found:
+                tensor_state[name] = {k: np.array(found[k], dtype=flat.dtype) for k in expected}
+            rest[name] = {k: v for k, v in entry.items() if k not in found}
+        super().load_state_dict({**state_dict, "state": rest})
+        self._tensor_state = tensor_state

@@ -5,7 +5,6 @@ second moment, the norm of its direction, then ``p ← decay·p − coef·u``.""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -22,13 +21,12 @@ from ..factored import (
     torch_lerp,
 )
 from ..flat import FlatBuffer, Segment
-from ..optimizer import Job, Optimizer, Params
-from ..phases import member_gradient
+from ..optimizer import Params
+from ..phases import PerTensorOptimizer
 from ..reduce import sum_of_squares
 from .common import check_common, direction, with_defaults
 
 DEFAULTS = {"torch": dict(lr=1e-2, weight_decay=0.0)}
-FACTORED = ("row_var", "col_var")
 
 
 def factored_shapes(shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
@@ -38,7 +36,7 @@ def factored_shapes(shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     return {"variance": shape}
 
 
-class Adafactor(Optimizer):
+class Adafactor(PerTensorOptimizer):
     r"""Adafactor; torch.optim.Adafactor's semantics and defaults. At step ``t`` of a tensor of ``n`` elements,
     with ``g`` negated when ``maximize`` and ``ε1`` the dtype's machine epsilon unless given::
 
@@ -53,6 +51,8 @@ class Adafactor(Optimizer):
     for the others (torch's names and shapes). Empty tensors are left alone (torch divides by zero on them).
     """
 
+    _NONNEGATIVE = frozenset({"row_var", "col_var", "variance"})
+
     def __init__(
         self,
         params: Params = None,
@@ -66,7 +66,6 @@ class Adafactor(Optimizer):
         engine: str = "fused",
         nonfinite: str = "ignore",
     ):
-        self._factors: dict[str, dict[str, np.ndarray]] = {}
         defaults = with_defaults(
             DEFAULTS, "torch", lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
             maximize=maximize,
@@ -84,32 +83,8 @@ class Adafactor(Optimizer):
         check_range("eps[1]", eps[1], 0.0)
         check_range("d", group["d"], 1.0)
 
-    def _plan(self, group, run, t):  # noqa: ANN001, ANN202 (not elementwise: see _jobs)
-        return None, (), ()
-
-    def _state_keys(self, group: dict[str, Any], dtype: np.dtype) -> set[str]:
-        return {"step", "row_var", "col_var", "variance"}
-
-    # ------------------------------------------------------------------------------------------ step
-    def _jobs(self, group, flat, skip, sources):  # noqa: ANN001, ANN202 (as Optimizer._jobs)
-        decay_hooks = math.prod(hook.decay(group) for hook in self.hooks)
-        jobs = []
-        for i, seg in enumerate(flat.segments):
-            if seg.name in skip:
-                continue
-            t = flat.steps[i] + 1
-            factors = self._factors.get(seg.name)
-            new = factors is None
-            if new:
-                factors = {k: np.zeros(s, flat.dtype) for k, s in factored_shapes(seg.shape).items()}
-            job = Job(flat, [i], t, {}, None, member_gradient(flat, i, sources), list(factors.values()), (), {})
-            job.__class__ = _TensorJob
-            job.work = lambda job, group=group, seg=seg, i=i, f=factors, dh=decay_hooks: self._tensor_step(
-                group, job.flat, i, seg, job.g, f, job.t, dh
-            )
-            job.adopt = (self._factors, seg.name, factors) if new else None
-            jobs.append(job)
-        return jobs
+    def _slot_shapes(self, group: dict[str, Any], shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        return factored_shapes(shape)
 
     def _tensor_step(
         self, group: dict[str, Any], flat: FlatBuffer, i: int, seg: Segment, g: np.ndarray, factors: dict, t: int,
@@ -161,60 +136,3 @@ class Adafactor(Optimizer):
             factored_apply(p, g, rows, cols, rmean, r, c, *common, x(decay), x(coef))
         else:
             full_apply(p, g, v, *common, x(decay), x(coef))
-
-    # ------------------------------------------------------------------------------------ state dict
-    def state_dict(self) -> dict[str, Any]:
-        saved = super().state_dict()
-        for name, factors in self._factors.items():
-            saved["state"].setdefault(name, {"step": self._where[name][0].steps[self._index(name)]})
-            saved["state"][name].update({k: v.copy() for k, v in factors.items()})
-        return saved
-
-    def _index(self, name: str) -> int:
-        flat, seg = self._where[name]
-        return flat.segments.index(seg)
-
-    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
-        state = state_dict.get("state", {})
-        factors: dict[str, dict[str, np.ndarray]] = {}
-        rest = {}
-        for name, entry in state.items():
-            if name not in self._where or not isinstance(entry, Mapping):
-                rest[name] = entry
-                continue
-            flat, seg = self._where[name]
-            expected = factored_shapes(seg.shape)
-            found = {k: v for k, v in entry.items() if k in ("row_var", "col_var", "variance")}
-            if found and set(found) != set(expected):
-                raise KeyError(f"state[{name!r}] holds {sorted(found)}; a tensor of shape {seg.shape} keeps "
-                               f"{sorted(expected)}")  # fmt: skip
-            for k, v in found.items():
-                value = np.asarray(v)
-                where = f"state[{name!r}][{k!r}]"
-                if value.shape != expected[k]:
-                    raise ValueError(f"{where} has shape {value.shape}, expected {expected[k]}")
-                if value.dtype.kind != "f":
-                    raise TypeError(f"{where} has dtype {value.dtype}; a state slot holds real floating-point values")
-                if not np.all(np.isfinite(value)) or np.any(value < 0):
-                    raise ValueError(f"{where} must hold finite values >= 0 (a second moment)")
-            if found:
-                factors[name] = {k: np.array(found[k], dtype=flat.dtype) for k in expected}
-            rest[name] = {k: v for k, v in entry.items() if k not in found}
-        super().load_state_dict({**state_dict, "state": rest})
-        self._factors = factors
-
-
-class _TensorJob(Job):
-    """One tensor's Adafactor update (``work``); a new tensor's factors join the state when the step commits."""
-
-    work: Any = None
-    adopt: Any = None
-
-    def run(self, engine: Any) -> None:
-        self.work(self)
-
-    def commit(self) -> None:
-        super().commit()
-        if self.adopt is not None:
-            registry, name, factors = self.adopt
-            registry[name] = factors
