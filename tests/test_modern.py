@@ -59,3 +59,76 @@ def test_adafactor_refuses_bad_eps_naming_it(value):
 def test_adafactor_refuses_out_of_range_arguments(name, value):
     with pytest.raises(ValueError, match=name):
         adamkit.Adafactor(make_params(np.float64), **{name: value})
+
+
+# --- Muon -----------------------------------------------------------------------------------------------
+def transcribed_muon(params, grads_stream, lr, weight_decay=0.1, momentum=0.95, nesterov=True,
+                     ns=(3.4445, -4.775, 2.0315), eps=1e-7, ns_steps=5, adjust_lr_fn=None):  # fmt: skip
+    """torch.optim.Muon's _single_tensor_muon and _zeropower_via_newtonschulz, line by line in float64 NumPy
+    (torch runs the iteration in bfloat16)."""
+    bufs = {k: np.zeros_like(v) for k, v in params.items()}
+    for grads in grads_stream:
+        for k, p in params.items():
+            g = grads[k]
+            bufs[k] = bufs[k] + (1 - momentum) * (g - bufs[k])
+            update = bufs[k] - (bufs[k] - g) * (1 - momentum) if nesterov else bufs[k]
+            x = update.T if update.shape[0] > update.shape[1] else update
+            x = x / max(np.sqrt(np.sum(x * x)), eps)
+            for _ in range(ns_steps):
+                a = x @ x.T
+                x = ns[0] * x + (ns[1] * a + ns[2] * (a @ a)) @ x
+            x = x.T if update.shape[0] > update.shape[1] else x
+            rows, cols = p.shape
+            if adjust_lr_fn == "match_rms_adamw":
+                adjusted = lr * 0.2 * np.sqrt(max(rows, cols))
+            else:
+                adjusted = lr * np.sqrt(max(1, rows / cols))
+            p *= 1 - lr * weight_decay
+            p -= adjusted * x
+    return params
+
+
+MATRICES = {"wide": (6, 9), "tall": (11, 4), "square": (5, 5)}
+
+
+@pytest.mark.parametrize("engine", ["fused", "numpy"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(lr=0.02), dict(lr=0.01, nesterov=False, momentum=0.8, weight_decay=0.0, adjust_lr_fn="match_rms_adamw")],
+)
+def test_muon_matches_a_float64_transcription_of_torch_tightly(kwargs, engine):
+    params = make_params(np.float64, shapes=MATRICES)
+    expected = transcribed_muon({k: v.copy() for k, v in params.items()}, grad_stream(params, 300), **kwargs)
+    opt = adamkit.Muon(params, engine=engine, **kwargs)
+    for g in grad_stream(params, 300):
+        opt.step(g)
+    for k in params:
+        err = np.max(np.abs(params[k] - expected[k])) / np.max(np.abs(expected[k]))
+        assert err <= 1e-10, (k, err)
+
+
+def test_muon_routes_by_shape_and_one_schedule_drives_both_parts():
+    scheduled, manual = make_params(np.float64), make_params(np.float64)
+    opt = adamkit.Muon(scheduled, lr=0.02)
+    opt.schedule = adamkit.schedules.StepLR(1, gamma=0.5)
+    twin = adamkit.Muon(manual, lr=0.02)
+    for t, g in enumerate(grad_stream(scheduled, 3)):
+        twin.param_groups[0]["lr"], twin.param_groups[0]["adamw_lr"] = 0.02 * 0.5**t, 1e-3 * 0.5**t
+        opt.step(g)
+        twin.step(g)
+    for k in scheduled:
+        assert np.array_equal(scheduled[k], manual[k]), k
+    state = opt.state_dict()["state"]
+    assert set(state["w"]) == {"step", "momentum_buffer"} and set(state["e"]) == {"step", "momentum_buffer"}
+    for k in ("b", "s", "k"):
+        assert set(state[k]) == {"step", "exp_avg", "exp_avg_sq"}, k
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [("ns_steps", 100), ("ns_steps", 2.5), ("ns_coefficients", (1.0, 2.0)), ("adjust_lr_fn", "bogus"),
+     ("adamw_lr", -1.0), ("adamw_betas", (0.9, 1.0)), ("adamw_eps", -1.0), ("momentum", 1.0)],
+)  # fmt: skip
+def test_muon_refuses_bad_arguments_naming_them(name, value):
+    with pytest.raises(ValueError, match=name):
+        adamkit.Muon(make_params(np.float64), **{name: value})

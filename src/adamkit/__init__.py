@@ -14,6 +14,7 @@ from .optim.adam import Adam, AdamW
 from .optim.adamax import Adamax
 from .optim.lamb import LAMB
 from .optim.lion import Lion
+from .optim.muon import Muon
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
@@ -21,8 +22,8 @@ from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Lion", "LAMB", "Adafactor",
-    "Optimizer",
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Lion", "LAMB", "Adafactor", "Muon", "Optimizer",
     "minimize", "MinimizeResult",
     "hooks", "schedules", "scratch",
     "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
