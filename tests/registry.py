@@ -31,6 +31,7 @@ class Case:
     ref_kwargs: dict[str, Any] | None = None  # its kwargs where the names differ from ours
     ref_skips_empty: bool = False  # the reference fails on empty tensors: it gets none of them (ours leaves them)
     elementwise: bool = True  # the step runs adamkit.engine's elementwise kernels (False: per-tensor kernels)
+    ref_setup: str | None = None  # a method of the reference to call once it is built (e.g. "train")
     ref_tol: float | None = None  # the bar vs the package reference, both dtypes, where it computes less exactly
 
 
@@ -321,6 +322,24 @@ CASES: list[Case] = [
         elementwise=False,
         ref_tol=2e-2,
     ),  # fmt: skip
+    # --- Schedule-Free AdamW (schedulefree 1.4.1's AdamWScheduleFree) -------------------------------------
+    Case(
+        "schedulefree-adamw",
+        adamkit.ScheduleFreeAdamW,
+        dict(lr=0.01),
+        "package",
+        groups=True,
+        reference="schedulefree.AdamWScheduleFree",
+        ref_setup="train",
+    ),
+    Case(
+        "schedulefree-adamw-options",
+        adamkit.ScheduleFreeAdamW,
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, warmup_steps=20, r=0.5, weight_lr_power=1.0),
+        "package",
+        reference="schedulefree.AdamWScheduleFree",
+        ref_setup="train",
+    ),
     # --- Adam: DeZero form ---------------------------------------------------------------------------
     Case("adam-dezero", adamkit.Adam, dict(lr=0.01, convention="dezero"), "dezero"),
 ]

@@ -40,6 +40,8 @@ def reduction_torch(cls, fun, x0):
     x = torch.tensor(x0.copy(), requires_grad=True)
     package = [case for case in CASES if case.cls is cls and case.oracle == "package"]
     opt = reference_class(package[0])([x]) if package else getattr(torch.optim, cls.__name__)([x])
+    if package and package[0].ref_setup:
+        getattr(opt, package[0].ref_setup)()
     for _ in range(STEPS):
         opt.zero_grad()
         fun(x).backward()

@@ -132,3 +132,56 @@ def test_muon_routes_by_shape_and_one_schedule_drives_both_parts():
 def test_muon_refuses_bad_arguments_naming_them(name, value):
     with pytest.raises(ValueError, match=name):
         adamkit.Muon(make_params(np.float64), **{name: value})
+
+
+# --- ScheduleFreeAdamW ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("engine", ["fused", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_schedulefree_train_eval_swaps_match_the_reference(dtype, engine):
+    import schedulefree
+    import torch
+    from conftest import TOL, rel_error
+
+    params = make_params(dtype)
+    tensors = {k: torch.tensor(v.copy()) for k, v in params.items()}
+    kwargs = dict(lr=0.02, weight_decay=0.01, warmup_steps=10)
+    ref = schedulefree.AdamWScheduleFree(list(tensors.values()), **kwargs)
+    opt = adamkit.ScheduleFreeAdamW(params, engine=engine, **kwargs)
+    opt.eval()  # before any step: nothing to swap, as the reference
+    ref.eval()
+    for t, g in enumerate(grad_stream(params, 120)):
+        if t % 40 == 0:
+            opt.train()
+            ref.train()
+        opt.step(g)
+        for k, x in tensors.items():
+            x.grad = torch.tensor(g[k])
+        ref.step()
+        if t % 40 == 39:
+            opt.eval()
+            ref.eval()
+            for k in params:  # the averaged point x, in the parameters
+                assert rel_error(params[k], tensors[k].numpy()) <= TOL[dtype], (t, k)
+    assert opt.param_groups[0]["train_mode"] is False
+
+
+def test_schedulefree_refuses_a_step_in_eval_mode_and_changes_nothing():
+    params = make_params(np.float64)
+    opt = adamkit.ScheduleFreeAdamW(params, lr=0.01)
+    stream = list(grad_stream(params, 3))
+    opt.step(stream[0])
+    opt.eval()
+    before = {k: v.copy() for k, v in params.items()}
+    with pytest.raises(RuntimeError, match=r"train\(\)"):
+        opt.step(stream[1])
+    assert all(np.array_equal(before[k], params[k]) for k in params)
+    opt.train()
+    opt.step(stream[1])
+    assert opt.state_dict()["state"]["w"]["step"] == 2
+
+
+@pytest.mark.parametrize("name, value", [("warmup_steps", -1), ("warmup_steps", 1.5), ("r", -1.0),
+                                         ("weight_lr_power", -0.5), ("betas", (0.0, 0.9))])  # fmt: skip
+def test_schedulefree_refuses_bad_arguments_naming_them(name, value):
+    with pytest.raises(ValueError, match=name):
+        adamkit.ScheduleFreeAdamW(make_params(np.float64), **{name: value})

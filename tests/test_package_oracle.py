@@ -32,7 +32,10 @@ def reference_twin(case, params: dict[str, np.ndarray], groups: bool):
         ]
     else:
         spec = list(tensors.values())
-    return reference_class(case)(spec, **kwargs), tensors
+    ref = reference_class(case)(spec, **kwargs)
+    if case.ref_setup:
+        getattr(ref, case.ref_setup)()
+    return ref, tensors
 
 
 def lockstep(case, dtype, groups=False, steps=STEPS, params=None):

@@ -18,12 +18,13 @@ from .optim.muon import Muon
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
+from .optim.schedulefree import ScheduleFreeAdamW
 from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
-    "Lion", "LAMB", "Adafactor", "Muon", "Optimizer",
+    "Lion", "LAMB", "Adafactor", "Muon", "ScheduleFreeAdamW", "Optimizer",
     "minimize", "MinimizeResult",
     "hooks", "schedules", "scratch",
     "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",

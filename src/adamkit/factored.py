@@ -23,7 +23,7 @@ BLOCK = 64
 
 @elementwise
 def torch_lerp(x, end, w, w_c, low):
-    """torch's ``lerp``: ``x + w·(end − x)`` for ``w < ½`` (``low``), else ``end − (end − x)·(1 − w)``."""
+    """torch's ``lerp``: ``x + w·(end − x)`` for ``|w| < ½`` (``low``), else ``end − (end − x)·(1 − w)``."""
     if low:
         return x + w * (end - x)
     return end - (end - x) * w_c
