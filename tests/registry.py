@@ -11,10 +11,15 @@ Every case is also run through both engines (fused ≡ numpy).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import adamkit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from signum import Signum  # noqa: E402 (the README's "Add your own optimizer" example)
 
 
 @dataclass(frozen=True)
@@ -340,6 +345,8 @@ CASES: list[Case] = [
         reference="schedulefree.AdamWScheduleFree",
         ref_setup="train",
     ),
+    # --- README's "Add your own optimizer": examples/signum.py -------------------------------------------
+    Case("signum", Signum, dict(lr=0.01, weight_decay=0.1), "package", reference="pytorch_optimizer.SignSGD"),
     # --- Adam: DeZero form ---------------------------------------------------------------------------
     Case("adam-dezero", adamkit.Adam, dict(lr=0.01, convention="dezero"), "dezero"),
 ]
