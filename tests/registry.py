@@ -3,7 +3,7 @@
 ``oracle`` names what a case is checked against:
   "torch"  → torch.optim.<cls.__name__>(params, **kwargs) (kwargs use torch's names, so they pass as they are);
   "keras"  → keras.optimizers.<keras[0]>(**keras[1]) under KERAS_BACKEND=torch;
-  "dezero" → a NumPy transcription of DeZero's published formulas, tests/test_dezero_conventions.py;
+  "dezero" → the dezero package's optimizers (and a NumPy transcription of them), tests/test_dezero_conventions.py;
   "package" → the reference package's torch optimizer ``reference`` ("module.Class"), built with ``ref_kwargs``
              (default: the case's kwargs), tests/test_package_oracle.py.
 Every case is also run through both engines (fused ≡ numpy).

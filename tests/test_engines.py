@@ -62,9 +62,20 @@ def spy_kernels(monkeypatch) -> list[str]:
     used = []
     kernels = adamkit.engine._kernels
 
+    class Spy:
+        def __init__(self, name, kernel):
+            self.name, self.kernel = name, kernel
+
+        def __call__(self, *args):
+            used.append(self.name)
+            return self.kernel(*args)
+
+        def __getattr__(self, attribute):  # compile_for, ...: the kernel's own
+            return getattr(self.kernel, attribute)
+
     def spy(rule, n_slots):
         found = kernels(rule, n_slots)
-        return type(found)(*(lambda *a, k=k, f=f: used.append(k) or f(*a) for k, f in found._asdict().items()))
+        return type(found)(*(Spy(k, f) for k, f in found._asdict().items()))
 
     monkeypatch.setattr(adamkit.engine, "_kernels", spy)
     return used

@@ -5,6 +5,15 @@ arrays (the reference), ``engine="fused"`` (default) inlines it into one paralle
 """
 
 from . import hooks, schedules, scratch
+from .checkpoint import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointFormatError,
+    CheckpointLayoutError,
+    CheckpointTruncatedError,
+    load,
+    save,
+)
 from .frontends.minimize import MinimizeResult, minimize
 from .hooks import ClipGradNorm, ClipGradValue, DecoupledWeightDecay, FreezeParam, WeightDecay
 from .optim.adadelta import Adadelta
@@ -26,6 +35,8 @@ __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
     "Lion", "LAMB", "Adafactor", "Muon", "ScheduleFreeAdamW", "Optimizer",
     "minimize", "MinimizeResult",
+    "save", "load", "CheckpointError", "CheckpointTruncatedError", "CheckpointCorruptError", "CheckpointFormatError",
+    "CheckpointLayoutError",
     "hooks", "schedules", "scratch",
     "WeightDecay", "DecoupledWeightDecay", "ClipGradNorm", "ClipGradValue", "FreezeParam",
 ]  # fmt: skip

@@ -85,6 +85,7 @@ class FlatBuffer:
     scalars: list[dict[str, float]] = field(default_factory=list)
     uniform: bool = True  # all tensors share one step count and host scalars (the fast path)
     work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
+    last_cast: tuple | None = None  # (scalars, their types, cast to dtype): the last step's, reused when equal
     _all: Tensors | None = None
     _scratch: np.ndarray | None = None
 

@@ -92,6 +92,7 @@ class Optimizer:
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
+        self._checked: dict[int, tuple] = {}
         _LIVE.add(self)
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
@@ -336,8 +337,7 @@ class Optimizer:
         """
         self._adopt_rebound()
         self._apply_schedule()
-        for group in self.param_groups:
-            self._check(group)
+        self._check_groups()
         sources = self._match_grads(grads) if grads is not None else None
         skipped = set(skip)
         for hook in self.hooks:
@@ -362,6 +362,27 @@ class Optimizer:
         if self._schedule is not None:
             self._schedule_t += 1
             self._apply_schedule()
+
+    def _check_groups(self) -> None:
+        """``_check`` every param group whose hyperparameters changed since they last passed (all, at first)."""
+        checked = self._checked  # group index → (hyperparameter names, values that passed)
+        for i, group in enumerate(self.param_groups):
+            keys, passed = checked.get(i, ((), None))
+            if len(keys) + len(self._STRUCTURE) != len(group):
+                keys = tuple(k for k in group if k not in self._STRUCTURE)
+            values = operator.itemgetter(*keys)(group) if len(keys) > 1 else None
+            if values is None or values != passed:  # a list value never equals its stored tuple: checked again
+                self._check(group)
+                checked[i] = keys, tuple(tuple(v) if isinstance(v, list) else v for v in values or ())
+
+    def _cast(self, flat: FlatBuffer, scalars: tuple, names: tuple[str, ...]) -> tuple:
+        """``_cast`` for ``flat``, reusing its last result when the scalars are the same values of the same types
+        (most steps of most optimizers; 0.0 and -0.0 count as the same)."""
+        types = tuple(map(type, scalars))
+        last = flat.last_cast
+        if last is None or last[0] != scalars or last[1] != types:
+            last = flat.last_cast = scalars, types, _cast(scalars, flat.dtype, names, type(self).__name__)
+        return last[2]
 
     def _gradients_finite(self, skip: frozenset[str], sources: dict[str, np.ndarray] | None) -> bool:
         """Whether every active gradient (as the kernels will read it) is finite; raises under ``"raise"``."""
@@ -399,7 +420,7 @@ class Optimizer:
                 if seg.name not in skip:
                     together.setdefault((flat.steps[i], *sorted(flat.scalars[i].items())), []).append(i)
             runs = list(together.values())
-        decay = math.prod(hook.decay(group) for hook in self.hooks)
+        decay = math.prod(hook.decay(group) for hook in self.hooks) if self.hooks else 1.0
         jobs, new = [], {}  # new: slots this step creates, kept out of the state until the step commits
         for members in runs:
             first = members[0] if members else 0
@@ -410,7 +431,7 @@ class Optimizer:
             if decay != 1.0:
                 i = names.index("decay")
                 scalars = (*scalars[:i], scalars[i] * decay, *scalars[i + 1 :])
-            scalars = _cast(scalars, flat.dtype, names, type(self).__name__)
+            scalars = self._cast(flat, scalars, names)
             if flat.work is not None:
                 g: Any = flat.work
             elif sources is not None:
@@ -418,11 +439,11 @@ class Optimizer:
                 g = [sources[flat.segments[i].name] for i in ids]
             else:
                 g = flat.grad
-            prepare(self.engine, rule, len(slots))
-            arrays = [
-                flat.state[name] if name in flat.state else new.setdefault(name, _filled(flat, fill))
-                for name, fill in ((name, self._slot_fill(group, name)) for name in slots)
-            ]
+            tensors = flat.tensors(members)
+            packed = tensors.flat is not None and isinstance(g, np.ndarray)
+            prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
+            state, fill = flat.state, self._slot_fill
+            arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
             jobs.append(Job(flat, members, t, view.scalars, rule, g, arrays, scalars, new))
         return jobs
 
@@ -715,14 +736,18 @@ def _check_count(name: str, value: Any) -> int:
 def _cast(scalars: tuple, dtype: np.dtype, names: tuple[str, ...], owner: str) -> tuple:
     """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32; a value that is
     not finite there (an overflow such as lr=1e39 in float32, or a bias correction that rounds to 0) is refused."""
+    x, limit = dtype.type, _LARGEST[dtype]
     out = []
     for name, value in zip(names, scalars):
         if isinstance(value, (bool, np.bool_)):
             out.append(value)
             continue
-        with np.errstate(over="ignore", invalid="ignore"):
-            cast = dtype.type(value)
-        if not np.isfinite(cast):
+        if abs(value) <= limit:  # the common case: the cast cannot overflow (no warning to silence)
+            cast = x(value)
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = x(value)
+        if not math.isfinite(cast):
             raise ValueError(
                 f"{owner}: the step's scalar {name!r} is {value!r}, which is not finite in {dtype}: a hyperparameter "
                 f"is out of the range {dtype} can represent (e.g. lr too large, or a beta so close to 1 that it "
@@ -730,6 +755,9 @@ def _cast(scalars: tuple, dtype: np.dtype, names: tuple[str, ...], owner: str) -
             )
         out.append(cast)
     return tuple(out)
+
+
+_LARGEST = {dtype: float(np.finfo(dtype).max) for dtype in SUPPORTED_DTYPES}
 
 
 def _as_groups(params: Params) -> list[dict[str, Any]]:

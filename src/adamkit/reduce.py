@@ -12,11 +12,11 @@ from collections.abc import Iterable
 import numba
 import numpy as np
 
+from .engine import process_safe
 from .flat import CHUNK
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _chunk_sums_of_squares(x: np.ndarray, chunk: int) -> np.ndarray:  # pragma: no cover (numba)
+def _chunk_sums(x: np.ndarray, chunk: int) -> np.ndarray:  # pragma: no cover (numba)
     n = (x.shape[0] + chunk - 1) // chunk
     out = np.zeros(n, dtype=np.float64)
     for c in numba.prange(n):
@@ -26,6 +26,13 @@ def _chunk_sums_of_squares(x: np.ndarray, chunk: int) -> np.ndarray:  # pragma: 
             total += v * v
         out[c] = total
     return out
+
+
+# The parallel kernel, made safe after fork and across threads (see adamkit.engine) with a serial twin (same
+# order of additions; not disk-cached: numba would key both compilations of one function to the same cache entry).
+_chunk_sums_of_squares = process_safe(
+    numba.njit(parallel=True, nogil=True, cache=True)(_chunk_sums), numba.njit(nogil=True)(_chunk_sums)
+)
 
 
 def sum_of_squares(arrays: Iterable[np.ndarray]) -> float:
@@ -38,8 +45,7 @@ def sum_of_squares(arrays: Iterable[np.ndarray]) -> float:
     return total
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def _count_nonfinite(x: np.ndarray, chunk: int) -> int:  # pragma: no cover (numba)
+def _nonfinite(x: np.ndarray, chunk: int) -> int:  # pragma: no cover (numba)
     n = (x.shape[0] + chunk - 1) // chunk
     bad = 0
     for c in numba.prange(n):
@@ -47,6 +53,11 @@ def _count_nonfinite(x: np.ndarray, chunk: int) -> int:  # pragma: no cover (num
             if not np.isfinite(x[i]):
                 bad += 1
     return bad
+
+
+_count_nonfinite = process_safe(  # as _chunk_sums_of_squares
+    numba.njit(parallel=True, nogil=True, cache=True)(_nonfinite), numba.njit(nogil=True)(_nonfinite)
+)
 
 
 def all_finite(x: np.ndarray) -> bool:

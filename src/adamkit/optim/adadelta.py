@@ -20,11 +20,16 @@ DEFAULTS = {
 
 
 @elementwise
-def adadelta_rule(p, g, sq, acc, lr, rho, rho_c, eps, l2, decay, sign):
-    """``s ← ρs + (1−ρ)g²;  Δ = √(a + ε)/√(s + ε) · g;  a ← ρa + (1−ρ)Δ²;  p ← p − lr·Δ``."""
+def adadelta_rule(p, g, sq, acc, lr, rho, rho_c, eps, l2, decay, sign, one_root):
+    """``s ← ρs + (1−ρ)g²;  Δ = √(a + ε)/√(s + ε) · g;  a ← ρa + (1−ρ)Δ²;  p ← p − lr·Δ``.
+
+    ``one_root``: ``Δ = √((a + ε)/(s + ε)) · g``, DeZero's order of operations (torch: two roots)."""
     p, g = weight_decayed(p, g, l2, decay, sign)
     sq = rho * sq + rho_c * g * g
-    delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
+    if one_root:
+        delta = np.sqrt((acc + eps) / (sq + eps)) * g
+    else:
+        delta = np.sqrt(acc + eps) / np.sqrt(sq + eps) * g
     acc = rho * acc + rho_c * delta * delta
     return p - lr * delta, sq, acc
 
@@ -68,5 +73,6 @@ class Adadelta(Optimizer):
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         l2, decay = decay_scalars(group, decoupled=group["convention"] == "keras")
         rho = group["rho"]
-        scalars = (group["lr"], rho, 1 - rho, group["eps"], l2, decay, direction(group))
+        one_root = group["convention"] == "dezero"
+        scalars = (group["lr"], rho, 1 - rho, group["eps"], l2, decay, direction(group), one_root)
         return adadelta_rule, ("square_avg", "acc_delta"), scalars

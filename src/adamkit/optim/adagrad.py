@@ -20,10 +20,13 @@ DEFAULTS = {
 
 
 @elementwise
-def adagrad_rule(p, g, h, lr_t, eps_in, eps_out, l2, decay, sign):
-    """``h ← h + g²;  p ← p − lr_t · g / (√(h + eps_in) + eps_out)``."""
+def adagrad_rule(p, g, h, lr_t, eps_in, eps_out, l2, decay, sign, lr_first):
+    """``h ← h + g²;  p ← p − lr_t · g / (√(h + eps_in) + eps_out)``; ``lr_first``: ``(lr_t·g)/(...)``, DeZero's
+    order of operations, else torch's ``lr_t·(g/(...))``."""
     p, g = weight_decayed(p, g, l2, decay, sign)
     h = h + g * g
+    if lr_first:
+        return p - lr_t * g / (np.sqrt(h + eps_in) + eps_out), h
     return p - lr_t * (g / (np.sqrt(h + eps_in) + eps_out)), h
 
 
@@ -76,4 +79,5 @@ class Adagrad(Optimizer):
         l2, decay = decay_scalars(group, decoupled=keras)
         lr_t = group["lr"] / (1 + (t - 1) * group["lr_decay"])
         eps_in, eps_out = (group["eps"], 0.0) if keras else (0.0, group["eps"])
-        return adagrad_rule, ("sum",), (lr_t, eps_in, eps_out, l2, decay, direction(group))
+        lr_first = group["convention"] == "dezero"
+        return adagrad_rule, ("sum",), (lr_t, eps_in, eps_out, l2, decay, direction(group), lr_first)

@@ -41,8 +41,16 @@ def adam_step(p, m, v, step_size, bc2_sqrt, eps):
 
 
 @elementwise
-def adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign):
-    """Adam: moments, then ``p ← p − step_size · m / (√v / bc2_sqrt + ε)``."""
+def adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign, dezero_order):
+    """Adam: moments, then ``p ← p − step_size · m / (√v / bc2_sqrt + ε)``.
+
+    ``dezero_order``: the same formula in DeZero's order of operations (``v ← v + (1−β2)(g² − v)``,
+    ``p ← p − (step_size·m)/(√v + ε)``, ``bc2_sqrt = 1``), so that float32 agrees with DeZero to the bit.
+    """
+    if dezero_order:
+        p, g = weight_decayed(p, g, l2, decay, sign)
+        m, v = lerp(m, g, beta1_c), lerp(v, g * g, beta2_c)
+        return p - step_size * m / (np.sqrt(v) + eps), m, v
     p, _, m, v = decayed_moments(p, g, m, v, beta1_c, beta2, beta2_c, l2, decay, sign)
     return adam_step(p, m, v, step_size, bc2_sqrt, eps), m, v
 
@@ -55,8 +63,11 @@ def amsgrad_rule(p, g, m, v, v_max, step_size, beta1_c, beta2, beta2_c, bc2_sqrt
     return adam_step(p, m, v_max, step_size, bc2_sqrt, eps), m, v, v_max
 
 
-def epsilon_hat_step_size(lr: float, beta1: float, beta2: float, t: int, dtype: np.dtype) -> Any:
-    """``lr·√(1−β2ᵗ)/(1−β1ᵗ)`` computed in the buffer's dtype, as Keras does."""
+def epsilon_hat_step_size(lr: float, beta1: float, beta2: float, t: int, dtype: np.dtype | None) -> Any:
+    """``lr·√(1−β2ᵗ)/(1−β1ᵗ)`` computed in the buffer's dtype, as Keras does (``dtype=None``: in Python
+    floats, as DeZero's ``Adam.lr`` does)."""
+    if dtype is None:
+        return lr * math.sqrt(1.0 - math.pow(beta2, t)) / (1.0 - math.pow(beta1, t))
     x = dtype.type
     return x(lr) * np.sqrt(x(1) - x(beta2) ** x(t)) / (x(1) - x(beta1) ** x(t))
 
@@ -79,7 +90,8 @@ class Adam(Optimizer):
         p ← p − lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + ε̂)
 
     ``convention="dezero"``: DeZero's Adam, the epsilon-hat update above with ``eps=1e-8`` and weight decay as
-    L2 into the gradient (DeZero's WeightDecay hook).
+    L2 into the gradient (DeZero's WeightDecay hook); its step size in Python floats and its operations in
+    DeZero's order, as DeZero computes them.
 
     ``amsgrad=True`` keeps ``v_max ← max(v_max, v)`` over the raw ``v`` and uses it in place of ``v``.
     State slots: ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``). ``None`` takes the convention's default.
@@ -120,11 +132,12 @@ class Adam(Optimizer):
         if convention == "torch":
             step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
         else:
-            step_size, bc2_sqrt = epsilon_hat_step_size(lr, beta1, beta2, t, run.dtype), 1.0
+            dtype = run.dtype if convention == "keras" else None
+            step_size, bc2_sqrt = epsilon_hat_step_size(lr, beta1, beta2, t, dtype), 1.0
         scalars = (step_size, 1 - beta1, beta2, 1 - beta2, bc2_sqrt, group["eps"], l2, decay, direction(group))
         if group["amsgrad"]:
             return amsgrad_rule, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), scalars
-        return adam_rule, ("exp_avg", "exp_avg_sq"), scalars
+        return adam_rule, ("exp_avg", "exp_avg_sq"), (*scalars, convention == "dezero")
 
 
 class AdamW(Adam):
