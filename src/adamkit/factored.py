@@ -14,7 +14,7 @@ import numba
 import numpy as np
 
 from .elementwise import elementwise
-from .engine import PARALLEL_MIN_SIZE
+from .engine import PARALLEL_MIN_SIZE, process_safe
 from .flat import CHUNK
 
 BLOCK = 64
@@ -41,8 +41,7 @@ def decayed_step(p, u, decay, coef):
     return decay * p - coef * u
 
 
-@numba.njit(parallel=True, nogil=True, cache=True)
-def row_col_sums_of_squares(g: np.ndarray, b: int, r: int, c: int) -> tuple:  # pragma: no cover (numba)
+def _row_col_sums(g: np.ndarray, b: int, r: int, c: int) -> tuple:  # pragma: no cover (numba)
     """``(rows[b·R], cols[b·C])``: Σ g² along each row and each column of the ``B × R × C`` view of 1-D ``g``."""
     rows = np.zeros(b * r, dtype=np.float64)
     cols = np.zeros(b * c, dtype=np.float64)
@@ -65,6 +64,12 @@ def row_col_sums_of_squares(g: np.ndarray, b: int, r: int, c: int) -> tuple:  # 
         for j in range(start, stop):
             cols[k * c + j] = acc[j - start]
     return rows, cols
+
+
+# safe after fork and across threads (see adamkit.engine), with a serial twin (not disk-cached, as adamkit.reduce)
+row_col_sums_of_squares = process_safe(
+    numba.njit(parallel=True, nogil=True, cache=True)(_row_col_sums), numba.njit(nogil=True)(_row_col_sums)
+)
 
 
 @numba.njit(inline="always")
@@ -156,6 +161,12 @@ def _full_apply_serial(n, p, g, v, eps1_sq, one, sign, decay, coef):  # noqa: AN
 def _full_apply_parallel(n, p, g, v, eps1_sq, one, sign, decay, coef):  # noqa: ANN001, ANN202 (numba)
     for ch in numba.prange(n):
         _full_apply(ch, p, g, v, eps1_sq, one, sign, decay, coef)
+
+
+_factored_sums_parallel = process_safe(_factored_sums_parallel, _factored_sums_serial)
+_factored_apply_parallel = process_safe(_factored_apply_parallel, _factored_apply_serial)
+_full_sums_parallel = process_safe(_full_sums_parallel, _full_sums_serial)
+_full_apply_parallel = process_safe(_full_apply_parallel, _full_apply_serial)
 
 
 def factored_direction_norm2(g, rows, cols, rmean, r, c, eps1_sq, one, sign) -> float:  # noqa: ANN001

@@ -5,22 +5,20 @@ phase writes an update direction ``u`` into a **scratch slot**, a **per-segment 
 ``‖u‖`` of every tensor, the host turns them into one scalar per tensor (the trust ratio), and a **segment map**
 applies ``p ← rule(p, u, q[k])`` with tensor ``k``'s scalar ``q[k]``. A :class:`PhasedOptimizer` declares the slots
 it keeps only during a step (``_SCRATCH``: never saved, never loaded) and adds its later phases in
-``_finish(group, job, engine)``; its first phase is the ordinary elementwise plan (``_plan``), so hooks, decay
+``_finish(group, job)``; its first phase is the ordinary elementwise plan (``_plan``), so hooks, decay
 folding, atomic refusal, step counts and schedules work as for every other optimizer.
 
 Reductions have a fixed order (as ``adamkit.reduce``): each chunk of the chunk table (at most ``flat.CHUNK``
 elements of one tensor) is summed serially in float64 (four interleaved partial sums, added pairwise), threads
-take whole chunks, and each tensor's chunk sums are added in chunk order. The result does not depend on the thread count, and an empty tensor gets 0.
+take whole chunks, and each tensor's chunk sums are added in chunk order. The result does not depend on the
+thread count, and an empty tensor gets 0.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import inspect
 import math
-import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any, ClassVar, NamedTuple
@@ -28,7 +26,15 @@ from typing import Any, ClassVar, NamedTuple
 import numba
 import numpy as np
 
-from .engine import PARALLEL_MIN_SIZE, Rule, _cache_dir, _package_fingerprint, at_address
+from .engine import (
+    PARALLEL_MIN_SIZE,
+    Rule,
+    _load_kernels,
+    _package_fingerprint,
+    _rule_fingerprint,
+    at_address,
+    process_safe,
+)
 from .flat import FlatBuffer, Tensors
 from .optimizer import Job, Optimizer
 
@@ -77,6 +83,9 @@ def addresses(tensors: Tensors, flat_array: np.ndarray | None = None) -> np.ndar
     return flat_array.ctypes.data + tensors.offsets_array * flat_array.itemsize
 
 
+_sums_parallel = process_safe(_sums_parallel, _sums_serial)  # safe after fork and across threads (engine)
+
+
 def segment_sums_of_squares(tensors: Tensors, sources: Sequence[np.ndarray | None]) -> np.ndarray:
     """``out[s, k] = Σ x²`` over tensor ``k`` of source ``s`` (None: the parameters; else a flat array laid out
     as the bucket's gradient), in float64, in a fixed order; 0 for an empty tensor."""
@@ -97,7 +106,7 @@ import numba
 from adamkit.engine import at_address
 from {module} import {name} as rule
 
-_options = dict(cache=True, nogil=True, error_model="numpy")
+_options = dict(cache=CACHE, nogil=True, error_model="numpy")
 
 
 @numba.njit(inline="always")
@@ -120,6 +129,9 @@ def serial(p_at, chunks, like, {sargs}):
 def parallel(p_at, chunks, like, {sargs}):
     for c in numba.prange(chunks.shape[0]):
         _chunk(p_at, chunks, c, like, {sargs})
+
+
+chunked_serial, chunked_parallel = serial, parallel  # the names adamkit.engine's loader wraps
 """
 
 
@@ -143,18 +155,9 @@ def _segment_kernels(rule: Rule, n_slots: int, per_segment: tuple[str, ...]) -> 
         outs="(" + "".join(f"{a}_[i], " for a in ["p", *slots]) + ")",
         elems=", ".join([f"{a}_[i]" for a in ["p", *slots]] + [f"{x}_" for x in scalars]),
     )
-    digest = hashlib.sha256((source + _package_fingerprint()).encode()).hexdigest()[:16]
-    path = _cache_dir() / f"segment_{rule.__name__}_{n_slots}_{digest}.py"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source)
-        os.replace(tmp, path)
-    name = f"_adamkit_kernel_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return SegmentKernels(module.serial, module.parallel)
+    digest = hashlib.sha256((source + _package_fingerprint() + _rule_fingerprint(rule)).encode()).hexdigest()[:16]
+    kernels = _load_kernels(f"segment_{rule.__name__}_{n_slots}_{digest}", source)
+    return SegmentKernels(kernels.serial, kernels.parallel)
 
 
 def segment_map(
