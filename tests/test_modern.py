@@ -185,3 +185,15 @@ def test_schedulefree_refuses_a_step_in_eval_mode_and_changes_nothing():
 def test_schedulefree_refuses_bad_arguments_naming_them(name, value):
     with pytest.raises(ValueError, match=name):
         adamkit.ScheduleFreeAdamW(make_params(np.float64), **{name: value})
+
+
+@pytest.mark.parametrize("cls", [adamkit.Muon, adamkit.Adafactor])
+def test_a_scalar_that_overflows_float32_is_refused_before_any_tensor_moves(cls):
+    params = {"m": np.ones((3, 4), np.float32), "v": np.ones(5, np.float32), "n": np.ones((4, 2), np.float32)}
+    opt = cls(params, lr=0.01)
+    opt.step({k: np.full_like(v, 0.1) for k, v in params.items()})
+    before = {k: v.copy() for k, v in params.items()}
+    opt.param_groups[0]["lr"] = 1e39  # finite in float64, not in float32
+    with pytest.raises(ValueError, match="not finite in float32"):
+        opt.step({k: np.full_like(v, 0.1) for k, v in params.items()})
+    assert all(np.array_equal(before[k], params[k]) for k in params)

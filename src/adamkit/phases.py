@@ -304,6 +304,10 @@ class PerTensorOptimizer(Optimizer):
     def _tensor_step(self, group, flat, i, seg, g, slots, t, decay) -> None:  # noqa: ANN001
         raise NotImplementedError
 
+    def _preflight(self, group, flat, seg, t, decay) -> None:  # noqa: ANN001
+        """Refuse (raise) before any tensor is written if a scalar of this tensor's step cannot be formed (e.g. an
+        lr that overflows float32); called for every active tensor before the first job runs."""
+
     def _plan(self, group, run, t):  # noqa: ANN001, ANN202 (no elementwise plan: see _jobs)
         return None, (), ()
 
@@ -324,6 +328,7 @@ class PerTensorOptimizer(Optimizer):
                 adopt = (self._tensor_state, seg.name, slots)
             g = member_gradient(flat, i, sources)
             t, host = flat.steps[i] + 1, dict(flat.scalars[i])
+            self._preflight(group, flat, seg, t, decay)
             job = PerTensorJob(flat, [i], t, host, None, g, list(slots.values()), (), {})
             job.work = lambda job, group=group, i=i, seg=seg, slots=slots: self._tensor_step(
                 group, job.flat, i, seg, job.g, slots, job.t, decay

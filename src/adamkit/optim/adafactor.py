@@ -21,7 +21,7 @@ from ..factored import (
     torch_lerp,
 )
 from ..flat import FlatBuffer, Segment
-from ..optimizer import Params
+from ..optimizer import Params, _cast
 from ..phases import PerTensorOptimizer
 from ..reduce import sum_of_squares
 from .common import check_common, direction, with_defaults
@@ -85,6 +85,12 @@ class Adafactor(PerTensorOptimizer):
 
     def _slot_shapes(self, group: dict[str, Any], shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         return factored_shapes(shape)
+
+    def _preflight(self, group: dict[str, Any], flat: FlatBuffer, seg: Segment, t: int, decay: float) -> None:
+        eps1 = group["eps"][0] if group["eps"][0] is not None else float(np.finfo(flat.dtype).eps)
+        names = ("decay", "eps1_sq", "lr")
+        _cast(((1 - group["lr"] * group["weight_decay"]) * decay, eps1 * eps1, group["lr"]), flat.dtype, names,
+              type(self).__name__)  # fmt: skip
 
     def _tensor_step(
         self, group: dict[str, Any], flat: FlatBuffer, i: int, seg: Segment, g: np.ndarray, factors: dict, t: int,

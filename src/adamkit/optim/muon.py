@@ -148,7 +148,25 @@ class Muon(PerTensorOptimizer):
         base = self._base_lrs[i] if i < len(self._base_lrs) else group["lr"]
         return group["lr"] / base if base else 1.0
 
-    def _elementwise(self, rule: Any, p: np.ndarray, g: np.ndarray, slots: list, scalars: tuple) -> None:
+    def _plans(self, group: dict[str, Any], shape: tuple[int, ...], t: int, decay: float) -> list[tuple]:
+        """``(rule, n_slots, scalars)`` of the tensor's elementwise passes (2-D: momentum, then the update)."""
+        if len(shape) != 2:
+            lr = group["adamw_lr"] * self._lr_factor(group)
+            beta1, beta2 = group["adamw_betas"]
+            scalars = (lr / (1 - beta1**t), 1 - beta1, beta2, 1 - beta2, math.sqrt(1 - beta2**t), group["adamw_eps"],
+                       0.0, decay * (1 - lr * group["adamw_weight_decay"]), direction(group), False)  # fmt: skip
+            return [(adam_rule, 2, scalars)]
+        mu, lr = group["momentum"], group["lr"]
+        w = 1 - mu
+        momentum = (w, 1 - w, w < 0.5, mu, 1 - mu, mu < 0.5, group["nesterov"], direction(group))
+        step = adjusted_lr(lr, group["adjust_lr_fn"], shape)
+        return [(muon_momentum, 1, momentum), (decayed_update, 0, ((1 - lr * group["weight_decay"]) * decay, step))]
+
+    def _preflight(self, group: dict[str, Any], flat: FlatBuffer, seg: Segment, t: int, decay: float) -> None:
+        for rule, n_slots, scalars in self._plans(group, seg.shape, t, decay):
+            _cast(scalars, flat.dtype, _scalar_names(rule, n_slots), type(self).__name__)
+
+    def _pass(self, rule: Any, p: np.ndarray, g: np.ndarray, slots: list, scalars: tuple) -> None:
         scalars = _cast(scalars, p.dtype, _scalar_names(rule, len(slots)), type(self).__name__)
         (run_numpy if self.engine == "numpy" else run_fused)(rule, p, g, slots, scalars)
 
@@ -159,24 +177,12 @@ class Muon(PerTensorOptimizer):
         if seg.size == 0:
             return
         p = flat.params[i].reshape(-1)
+        plans = self._plans(group, seg.shape, t, decay)
         if len(seg.shape) != 2:
-            return self._adamw_step(group, p, g, slots, t, decay)
-        mu, lr = group["momentum"], group["lr"]
+            (rule, _, scalars), = plans
+            return self._pass(rule, p, g, [slots["exp_avg"].reshape(-1), slots["exp_avg_sq"].reshape(-1)], scalars)
+        (momentum, _, momentum_scalars), (update, _, update_scalars) = plans
         u = np.empty_like(p)
-        w = 1 - mu
-        scalars = (w, 1 - w, w < 0.5, mu, 1 - mu, mu < 0.5, group["nesterov"], direction(group))
-        self._elementwise(muon_momentum, u, g, [slots["momentum_buffer"].reshape(-1)], scalars)
+        self._pass(momentum, u, g, [slots["momentum_buffer"].reshape(-1)], momentum_scalars)
         o = newton_schulz(u.reshape(seg.shape), group["ns_coefficients"], group["ns_steps"], group["eps"])
-        step = adjusted_lr(lr, group["adjust_lr_fn"], seg.shape)
-        shrink = (1 - lr * group["weight_decay"]) * decay
-        self._elementwise(decayed_update, p, np.ascontiguousarray(o).reshape(-1), [], (shrink, step))
-
-    def _adamw_step(self, group: dict[str, Any], p: np.ndarray, g: np.ndarray, slots: dict, t: int, decay: float):
-        """torch.optim.AdamW's update with the ``adamw_*`` hyperparameters (``adam.adam_rule``)."""
-        lr = group["adamw_lr"] * self._lr_factor(group)
-        beta1, beta2 = group["adamw_betas"]
-        decay *= 1 - lr * group["adamw_weight_decay"]
-        scalars = (lr / (1 - beta1**t), 1 - beta1, beta2, 1 - beta2, math.sqrt(1 - beta2**t), group["adamw_eps"],
-                   0.0, decay, direction(group))  # fmt: skip
-        m, v = slots["exp_avg"].reshape(-1), slots["exp_avg_sq"].reshape(-1)
-        self._elementwise(adam_rule, p, g, [m, v], scalars)
+        self._pass(update, p, np.ascontiguousarray(o).reshape(-1), [], update_scalars)
