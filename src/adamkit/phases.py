@@ -328,7 +328,8 @@ class PerTensorOptimizer(Optimizer):
                 adopt = (self._tensor_state, seg.name, slots)
             g = member_gradient(flat, i, sources)
             t, host = flat.steps[i] + 1, dict(flat.scalars[i])
-            self._preflight(group, flat, seg, t, decay)
+            if seg.size:
+                self._preflight(group, flat, seg, t, decay)
             job = PerTensorJob(flat, [i], t, host, None, g, list(slots.values()), (), {})
             job.work = lambda job, group=group, i=i, seg=seg, slots=slots: self._tensor_step(
                 group, job.flat, i, seg, job.g, slots, job.t, decay

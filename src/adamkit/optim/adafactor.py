@@ -63,11 +63,12 @@ class Adafactor(PerTensorOptimizer):
         weight_decay: float = 0.0,
         *,
         maximize: bool = False,
+        convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
-            DEFAULTS, "torch", lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
+            DEFAULTS, convention, lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
             maximize=maximize,
         )  # fmt: skip
         super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)

@@ -16,7 +16,7 @@ from ..optimizer import Job, Params, Plan
 from ..phases import PhasedOptimizer, prepare_segment_map, segment_map, segment_sums_of_squares
 from .common import check_betas, check_common, direction, with_defaults
 
-DEFAULTS = {"pytorch_optimizer": dict(lr=1e-3, eps=1e-6, weight_decay=0.0)}
+DEFAULTS = {"torch": dict(lr=1e-3, eps=1e-6, weight_decay=0.0)}
 CLAMP = 10.0
 """The weight norm is clamped to at most this (pytorch_optimizer's ``Lamb.clamp``)."""
 
@@ -76,11 +76,12 @@ class LAMB(PhasedOptimizer):
         eps: float = 1e-6,
         *,
         maximize: bool = False,
+        convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
-            DEFAULTS, "pytorch_optimizer", lr=lr, betas=betas, weight_decay=weight_decay,
+            DEFAULTS, convention, lr=lr, betas=betas, weight_decay=weight_decay,
             weight_decouple=weight_decouple, fixed_decay=fixed_decay, grad_averaging=grad_averaging, adam=adam,
             eps=eps, maximize=maximize,
         )  # fmt: skip

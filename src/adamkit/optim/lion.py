@@ -11,7 +11,7 @@ from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .common import check_betas, check_common, decay_scalars, direction, with_defaults
 
-DEFAULTS = {"lion-pytorch": dict(lr=1e-4, weight_decay=0.0)}
+DEFAULTS = {"torch": dict(lr=1e-4, weight_decay=0.0)}
 
 
 @elementwise
@@ -41,11 +41,12 @@ class Lion(Optimizer):
         weight_decay: float = 0.0,
         *,
         maximize: bool = False,
+        convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
-            DEFAULTS, "lion-pytorch", lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize
+            DEFAULTS, convention, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize
         )
         super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
 

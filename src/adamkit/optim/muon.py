@@ -101,11 +101,12 @@ class Muon(PerTensorOptimizer):
         adamw_eps: float = 1e-8,
         adamw_weight_decay: float = 0.01,
         maximize: bool = False,
+        convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
-            DEFAULTS, "torch", lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+            DEFAULTS, convention, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
             ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn,
             adamw_lr=adamw_lr, adamw_betas=adamw_betas, adamw_eps=adamw_eps, adamw_weight_decay=adamw_weight_decay,
             maximize=maximize,

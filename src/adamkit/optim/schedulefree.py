@@ -16,7 +16,7 @@ from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan, _cast
 from .common import check_betas, check_common, direction, with_defaults
 
-DEFAULTS = {"schedulefree": dict(lr=0.0025, eps=1e-8, weight_decay=0.0)}
+DEFAULTS = {"torch": dict(lr=0.0025, eps=1e-8, weight_decay=0.0)}
 
 
 @elementwise
@@ -70,11 +70,12 @@ class ScheduleFreeAdamW(Optimizer):
         weight_lr_power: float = 2.0,
         *,
         maximize: bool = False,
+        convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
     ):
         defaults = with_defaults(
-            DEFAULTS, "schedulefree", lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            DEFAULTS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             warmup_steps=warmup_steps, r=r, weight_lr_power=weight_lr_power, maximize=maximize, train_mode=True,
         )  # fmt: skip
         super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
