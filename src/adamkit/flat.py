@@ -21,6 +21,9 @@ SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK = 1 << 14
 """Elements per row of the chunk table: the unit of parallel work over caller-owned tensors."""
 
+SMALL_TENSOR = 1 << 12
+"""Below this mean size, gradients passed to ``step(grads)`` are copied into one flat scratch (see ``gradients``)."""
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -134,15 +137,24 @@ class FlatBuffer:
             self.params = [seg.view(self.data) for seg in self.segments]
 
     def scratch(self, sources: dict[str, np.ndarray] | None) -> np.ndarray:
-        """A flat scratch gradient holding this step's gradients (``sources`` by name, else ``grad``)."""
+        """A flat scratch gradient holding this step's gradients (``sources`` by name, else ``grad``): one
+        copy, laid out as ``grad``."""
         if self._scratch is None:
             self._scratch = np.empty_like(self.grad)
         if sources is None:
             self._scratch[...] = self.grad
-        else:
-            for seg in self.segments:
-                self._scratch[seg.offset : seg.offset + seg.size] = sources[seg.name]
+        elif self.segments:
+            np.concatenate([sources[seg.name] for seg in self.segments], axis=None, out=self._scratch)
         return self._scratch
+
+    def gradients(self, sources: dict[str, np.ndarray], members: list[int] | None) -> np.ndarray | list[np.ndarray]:
+        """This step's gradients of ``members`` (None: all) as the engines take them: read where they are
+        (one 1-D array per tensor), or — for many small tensors, where one copy costs less than handing the
+        kernel each array's address — copied into a flat scratch laid out as ``grad``."""
+        if members is None and self.size < SMALL_TENSOR * len(self.segments):
+            return self.scratch(sources)
+        ids = range(len(self.segments)) if members is None else members
+        return [np.ascontiguousarray(sources[self.segments[i].name]).reshape(-1) for i in ids]
 
     def replace(self, i: int, array: np.ndarray) -> None:
         """Make ``array`` (already validated: same shape and dtype, C-contiguous) the storage of tensor ``i``."""

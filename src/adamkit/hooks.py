@@ -50,12 +50,15 @@ class Hook:
         return f"{type(self).__name__}({args})"
 
 
-def active_arrays(opt: Optimizer, skip: set[str]) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
+def active_arrays(
+    opt: Optimizer, skip: set[str], *, per_tensor: bool = False
+) -> Iterator[tuple[dict[str, Any], np.ndarray, np.ndarray]]:
     """``(group, params, grads)`` over the parameters not in ``skip``: whole packed buffers where nothing is
-    skipped, else one (1-D) view per active tensor. ``grads`` is the step's scratch gradient."""
+    skipped (unless ``per_tensor``), else one (1-D) view per active tensor. ``grads`` is the step's scratch
+    gradient."""
     for group, flat in opt.flat_buffers():
         grad = flat.work if flat.work is not None else flat.grad
-        if flat.data is not None and not any(seg.name in skip for seg in flat.segments):
+        if not per_tensor and flat.data is not None and not any(seg.name in skip for seg in flat.segments):
             yield group, flat.data, grad
             continue
         for seg, p in zip(flat.segments, flat.params):

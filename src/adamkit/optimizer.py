@@ -93,6 +93,7 @@ class Optimizer:
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
         self._checked: dict[int, tuple] = {}
+        self._shapes: list[tuple[tuple[int, ...], np.dtype]] = []
         _LIVE.add(self)
         self._check(self.defaults)
         if params is not None:  # else parameters come later: add_param_group, setup(model), minimize(...)
@@ -254,9 +255,9 @@ class Optimizer:
         """
         changes: list[tuple[int, int, np.ndarray]] = []  # (group index, position in the group, new array)
         for g, (group, (container, keys)) in enumerate(zip(self.param_groups, self._containers)):
-            current = _entries(container, keys, len(group["params"]))
-            if all(map(operator.is_, current, group["params"])):
+            if _unchanged(container, keys, group["params"]):
                 continue
+            current = _entries(container, keys, len(group["params"]))
             for i, (array, old) in enumerate(zip(current, group["params"])):
                 if array is not old:
                     name = group["param_names"][i]
@@ -435,8 +436,7 @@ class Optimizer:
             if flat.work is not None:
                 g: Any = flat.work
             elif sources is not None:
-                ids = range(len(flat.segments)) if members is None else members
-                g = [sources[flat.segments[i].name] for i in ids]
+                g = flat.gradients(sources, members)
             else:
                 g = flat.grad
             tensors = flat.tensors(members)
@@ -466,31 +466,40 @@ class Optimizer:
             flat.grad.fill(0)
 
     def _match_grads(self, grads: Grads) -> dict[str, np.ndarray]:
-        """``{name: 1-D gradient}``, each checked against its parameter (shape, dtype, finite where asked)."""
+        """``{name: gradient}``, each checked against its parameter (an ndarray of its shape and dtype)."""
         names = list(self._where)
         if isinstance(grads, Mapping):
-            missing = [n for n in names if n not in grads]
-            extra = [k for k in grads if k not in self._where]
-            if missing or extra:
+            if len(grads) != len(names) or not all(map(grads.__contains__, names)):
+                missing = [n for n in names if n not in grads]
+                extra = [k for k in grads if k not in self._where]
                 raise KeyError(f"grads must have exactly the parameter names; missing {missing}, extra {extra}")
-            items = [(n, grads[n]) for n in names]
+            arrays = list(map(grads.__getitem__, names))
         elif isinstance(grads, Sequence) and not isinstance(grads, (str, bytes)):
             if len(grads) != len(names):
                 raise ValueError(f"grads has {len(grads)} entries, expected {len(names)} (one per parameter)")
-            items = list(zip(names, grads))
+            arrays = list(grads)
         else:
             raise TypeError(f"grads must be a dict by name or a list in parameter order, got {type(grads)}")
-        out = {}
-        for name, g in items:
-            flat, seg = self._where[name]
+        layout = self._layout()
+        try:  # the common case, checked for all at once
+            if [(g.shape, g.dtype) for g in arrays] == layout and all(isinstance(g, np.ndarray) for g in arrays):
+                return dict(zip(names, arrays))
+        except AttributeError:
+            pass
+        for name, g, (shape, dtype) in zip(names, arrays, layout):
             if not isinstance(g, (np.ndarray, np.generic)):
                 raise TypeError(f"grads[{name!r}] must be a NumPy array, got {type(g).__name__}")
-            if g.shape != seg.shape:
-                raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {seg.shape}")
-            if g.dtype != flat.dtype:
-                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {flat.dtype}")
-            out[name] = np.ascontiguousarray(g).reshape(-1)
-        return out
+            if g.shape != shape:
+                raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {shape}")
+            if g.dtype != dtype:
+                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {dtype}")
+        return {name: np.asarray(g) for name, g in zip(names, arrays)}
+
+    def _layout(self) -> list[tuple[tuple[int, ...], np.dtype]]:
+        """``(shape, dtype)`` of every parameter, in name order (kept until a group is added)."""
+        if len(self._shapes) != len(self._where):
+            self._shapes = [(seg.shape, flat.dtype) for flat, seg in self._where.values()]
+        return self._shapes
 
     # ---------------------------------------------------------------------------------- subclass API
     def _check(self, group: dict[str, Any]) -> None:
@@ -806,6 +815,17 @@ def _check_array(name: str, array: Any, *, packed: bool) -> None:
         )
     if not array.flags.writeable:
         raise ValueError(f"parameter {name!r} is read-only: adamkit updates parameters in place")
+
+
+def _unchanged(container: Any, keys: list | None, params: list[np.ndarray]) -> bool:
+    """The common case, cheaply: the container holds exactly the arrays the group steps."""
+    if len(container) != len(params):
+        return False
+    try:
+        entries = container if keys is None else map(container.__getitem__, keys)
+        return all(map(operator.is_, entries, params))
+    except KeyError:
+        return False
 
 
 def _entries(container: Any, keys: list | None, n: int) -> list:
