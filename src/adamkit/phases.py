@@ -202,7 +202,7 @@ def member_gradient(flat: FlatBuffer, i: int, sources: dict[str, np.ndarray] | N
     if flat.work is not None:
         return flat.work[seg.offset : seg.offset + seg.size]
     if sources is not None:
-        return sources[seg.name]
+        return np.ascontiguousarray(sources[seg.name]).reshape(-1)
     return flat.grad[seg.offset : seg.offset + seg.size]
 
 
