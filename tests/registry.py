@@ -3,16 +3,23 @@
 ``oracle`` names what a case is checked against:
   "torch"  → torch.optim.<cls.__name__>(params, **kwargs) (kwargs use torch's names, so they pass as they are);
   "keras"  → keras.optimizers.<keras[0]>(**keras[1]) under KERAS_BACKEND=torch;
-  "dezero" → the dezero package's optimizers (and a NumPy transcription of them), tests/test_dezero_conventions.py.
+  "dezero" → the dezero package's optimizers (and a NumPy transcription of them), tests/test_dezero_conventions.py;
+  "package" → the reference package's torch optimizer ``reference`` ("module.Class"), built with ``ref_kwargs``
+             (default: the case's kwargs), tests/test_package_oracle.py.
 Every case is also run through both engines (fused ≡ numpy).
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import adamkit
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from signum import Signum  # noqa: E402 (the README's "Add your own optimizer" example)
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,12 @@ class Case:
     keras: tuple[str, dict[str, Any]] | None = None  # Keras class name and its kwargs, for oracle="keras"
     keras_tol: float | None = None  # a looser float32 bar where the math is ill-conditioned (say why)
     torch_tol64: float | None = None  # a looser float64 bar vs torch (say why)
+    reference: str | None = None  # "module.Class" of the reference optimizer, for oracle="package"
+    ref_kwargs: dict[str, Any] | None = None  # its kwargs where the names differ from ours
+    ref_skips_empty: bool = False  # the reference fails on empty tensors: it gets none of them (ours leaves them)
+    elementwise: bool = True  # the step runs adamkit.engine's elementwise kernels (False: per-tensor kernels)
+    ref_setup: str | None = None  # a method of the reference to call once it is built (e.g. "train")
+    ref_tol: float | None = None  # the bar vs the package reference, both dtypes, where it computes less exactly
 
 
 CASES: list[Case] = [
@@ -223,6 +236,112 @@ CASES: list[Case] = [
     Case("radam-options", adamkit.RAdam, dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.02)),
     Case("radam-decoupled", adamkit.RAdam, dict(lr=0.01, weight_decay=0.05, decoupled_weight_decay=True)),
     Case("radam-maximize", adamkit.RAdam, dict(lr=0.01, maximize=True)),
+    # --- Lion (lion-pytorch 0.2.5) --------------------------------------------------------------------
+    Case("lion", adamkit.Lion, dict(lr=0.01), "package", groups=True, reference="lion_pytorch.Lion"),
+    Case(
+        "lion-options",
+        adamkit.Lion,
+        dict(lr=0.003, betas=(0.8, 0.95), weight_decay=0.5),
+        "package",
+        reference="lion_pytorch.Lion",
+    ),
+    # --- LAMB (pytorch_optimizer 4.1.0's Lamb) ------------------------------------------------------------
+    Case("lamb", adamkit.LAMB, dict(lr=0.01), "package", groups=True, reference="pytorch_optimizer.Lamb"),
+    Case(
+        "lamb-wd",
+        adamkit.LAMB,
+        dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, eps=1e-8),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
+    Case(
+        "lamb-options",
+        adamkit.LAMB,
+        dict(lr=0.01, weight_decay=0.05, weight_decouple=False, grad_averaging=False, maximize=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
+    Case(
+        "lamb-fixed-decay-adam",
+        adamkit.LAMB,
+        dict(lr=0.01, weight_decay=0.01, fixed_decay=True, adam=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
+    # --- Adafactor (torch.optim.Adafactor) ---------------------------------------------------------------
+    Case(
+        "adafactor",
+        adamkit.Adafactor,
+        dict(lr=0.01),
+        "package",
+        groups=True,
+        reference="torch.optim.Adafactor",
+        ref_skips_empty=True,
+        elementwise=False,
+    ),
+    Case(
+        "adafactor-options",
+        adamkit.Adafactor,
+        dict(lr=0.05, beta2_decay=-0.5, eps=(1e-20, 1e-2), d=2.0, weight_decay=0.1, maximize=True),
+        "package",
+        reference="torch.optim.Adafactor",
+        ref_skips_empty=True,
+        elementwise=False,
+    ),
+    Case(
+        "adafactor-clipped",
+        adamkit.Adafactor,
+        dict(lr=0.5, beta2_decay=-0.3, weight_decay=0.01),
+        "package",
+        reference="torch.optim.Adafactor",
+        ref_skips_empty=True,
+        elementwise=False,
+    ),
+    # --- Muon (torch.optim.Muon on 2-D tensors + torch.optim.AdamW on the rest) -----------------------------
+    # torch runs Newton–Schulz in bfloat16 (8-bit mantissa), adamkit in the parameters' dtype: 2e-2 after 300
+    # steps; tests/test_modern.py checks the 2-D update to 1e-10 against a float64 transcription of torch's code.
+    Case(
+        "muon",
+        adamkit.Muon,
+        dict(lr=0.02),
+        "package",
+        groups=True,
+        reference="references.MuonWithAdamW",
+        elementwise=False,
+        ref_tol=2e-2,
+    ),
+    Case(
+        "muon-options",
+        adamkit.Muon,
+        dict(
+            lr=0.01, weight_decay=0.05, momentum=0.9, nesterov=False, adjust_lr_fn="match_rms_adamw",
+            adamw_lr=0.003, adamw_betas=(0.8, 0.99), adamw_eps=1e-6, adamw_weight_decay=0.1,
+        ),
+        "package",
+        reference="references.MuonWithAdamW",
+        elementwise=False,
+        ref_tol=2e-2,
+    ),  # fmt: skip
+    # --- Schedule-Free AdamW (schedulefree 1.4.1's AdamWScheduleFree) -------------------------------------
+    Case(
+        "schedulefree-adamw",
+        adamkit.ScheduleFreeAdamW,
+        dict(lr=0.01),
+        "package",
+        groups=True,
+        reference="schedulefree.AdamWScheduleFree",
+        ref_setup="train",
+    ),
+    Case(
+        "schedulefree-adamw-options",
+        adamkit.ScheduleFreeAdamW,
+        dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05, warmup_steps=20, r=0.5, weight_lr_power=1.0),
+        "package",
+        reference="schedulefree.AdamWScheduleFree",
+        ref_setup="train",
+    ),
+    # --- README's "Add your own optimizer": examples/signum.py -------------------------------------------
+    Case("signum", Signum, dict(lr=0.01, weight_decay=0.1), "package", reference="pytorch_optimizer.SignSGD"),
     # --- Adam: DeZero form ---------------------------------------------------------------------------
     Case("adam-dezero", adamkit.Adam, dict(lr=0.01, convention="dezero"), "dezero"),
 ]

@@ -1,11 +1,14 @@
 """Every optimizer with its default settings reduces the loss on a parabola and on Rosenbrock (start (-1.5, 2))
-by at least the factor torch.optim's same optimizer reaches in the same number of steps."""
+by at least the factor torch.optim's same optimizer (or its reference package's) reaches in the same number of
+steps."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from registry import CASES
+from test_package_oracle import reference_class
 from test_registry import exported_optimizers
 
 STEPS = 500
@@ -35,7 +38,10 @@ def reduction_adamkit(cls, fun, x0):
 
 def reduction_torch(cls, fun, x0):
     x = torch.tensor(x0.copy(), requires_grad=True)
-    opt = getattr(torch.optim, cls.__name__)([x])
+    package = [case for case in CASES if case.cls is cls and case.oracle == "package"]
+    opt = reference_class(package[0])([x]) if package else getattr(torch.optim, cls.__name__)([x])
+    if package and package[0].ref_setup:
+        getattr(opt, package[0].ref_setup)()
     for _ in range(STEPS):
         opt.zero_grad()
         fun(x).backward()

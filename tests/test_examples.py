@@ -45,3 +45,11 @@ def test_textbook_chapter6_example_runs_every_optimizer_toward_the_minimum():
     finals = dict(re.findall(r"^(\w+): f = ([\d.e+-]+) after 30 steps", out, re.M))
     assert set(finals) == {"SGD", "Momentum", "AdaGrad", "Adam"}
     assert all(float(v) < 0.5 * (49 / 20 + 4) for v in finals.values()), finals  # each improved on f(−7, 2)
+
+
+def test_readme_add_your_own_optimizer_is_the_example_file_and_its_registry_row():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Add your own optimizer", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert blocks[0] == (ROOT / "examples" / "signum.py").read_text()
+    assert blocks[1].strip() in (ROOT / "tests" / "registry.py").read_text()

@@ -49,7 +49,7 @@ def randomized(kwargs, data):
     out = dict(kwargs)
     out["lr"] = data.draw(st.floats(1e-4, 0.5))
     for key, low, high in (("weight_decay", 0.0, 0.1), ("momentum", 0.05, 0.95), ("eps", 1e-10, 1e-3)):
-        if out.get(key):
+        if isinstance(out.get(key), float) and out[key]:
             out[key] = data.draw(st.floats(low, high))
     return out
 

@@ -17,17 +17,23 @@ from .checkpoint import (
 from .frontends.minimize import MinimizeResult, minimize
 from .hooks import ClipGradNorm, ClipGradValue, DecoupledWeightDecay, FreezeParam, WeightDecay
 from .optim.adadelta import Adadelta
+from .optim.adafactor import Adafactor
 from .optim.adagrad import Adagrad
 from .optim.adam import Adam, AdamW
 from .optim.adamax import Adamax
+from .optim.lamb import LAMB
+from .optim.lion import Lion
+from .optim.muon import Muon
 from .optim.nadam import NAdam
 from .optim.radam import RAdam
 from .optim.rmsprop import RMSprop
+from .optim.schedulefree import ScheduleFreeAdamW
 from .optim.sgd import SGD
 from .optimizer import Optimizer
 
 __all__ = [
-    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam", "Optimizer",
+    "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Lion", "LAMB", "Adafactor", "Muon", "ScheduleFreeAdamW", "Optimizer",
     "minimize", "MinimizeResult",
     "save", "load", "CheckpointError", "CheckpointTruncatedError", "CheckpointCorruptError", "CheckpointFormatError",
     "CheckpointLayoutError",
