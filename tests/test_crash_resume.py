@@ -117,7 +117,9 @@ class Child:
 def resume_after_kills(directory: Path, engine: str, rng: random.Random) -> tuple[dict, list[str]]:
     """Kill the program at each planned moment, restart it from its checkpoint each time, then let it finish."""
     log = []
-    plan = ["time", "mid-write", "before-rename", "time", "mid-write", "time"]
+    # the first kill lands between a checkpoint's fsync and its rename (a temp file is left, the previous
+    # checkpoint intact) while the run is certainly mid-way, so later restarts resume mid-run whatever the timing
+    plan = ["before-rename", "time", "mid-write", "time", "mid-write", "time"]
     for moment in plan:
         nth_save = rng.randint(2, 4)  # let some checkpoints land first, so that every restart makes progress
         child = Child(directory, engine, slow_rename=nth_save if moment == "before-rename" else 0)
@@ -137,7 +139,7 @@ def resume_after_kills(directory: Path, engine: str, rng: random.Random) -> tupl
 
 
 def test_killed_and_resumed_runs_equal_an_uninterrupted_run(tmp_path):
-    seed = int.from_bytes(os.urandom(4), "little")
+    seed = int(os.environ.get("ADAMKIT_CRASH_SEED", "20261125"))  # fixed: CI reruns the same kill plan
     rng = random.Random(seed)
     for engine in ("fused", "numpy"):
         reference_dir, crash_dir = tmp_path / f"{engine}-ref", tmp_path / f"{engine}-crash"
