@@ -321,3 +321,40 @@ def test_dezero_model_resumes_from_a_checkpoint(tmp_path):
     for a, b in zip(model.params(), restored.params()):
         assert a.data.tobytes() == b.data.tobytes()
     assert snapshot(opt) == snapshot(again)
+
+
+def test_adamkit_torch_optimizer_saves_and_resumes_bit_for_bit(tmp_path):
+    """adamkit.save/load on an adamkit.torch optimizer (issue 10: "also for adamkit.torch"): a fresh model and
+    optimizer loaded from the checkpoint continue exactly like the uninterrupted run."""
+    import torch
+
+    import adamkit.torch as at
+
+    def model():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2)).double()
+
+    def train(net, opt, steps, start):
+        for k in range(start, start + steps):
+            g = torch.Generator().manual_seed(k)
+            x, y = torch.randn(16, 5, generator=g, dtype=torch.float64), torch.randn(16, 2, generator=g).double()
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            opt.step()
+
+    net, other = model(), model()
+    opt = at.Adam(net.parameters(), lr=0.01, weight_decay=0.01, amsgrad=True)
+    train(net, opt, 5, 0)
+    adamkit.save(tmp_path / "t.npz", opt)
+    opt.param_groups[0]["lr"] = 0.5  # changed after the save: load must restore 0.01 into torch's groups too
+    train(net, opt, 0, 5)
+    opt.param_groups[0]["lr"] = 0.01
+    resumed = at.Adam(other.parameters(), lr=0.3, amsgrad=True)
+    adamkit.load(tmp_path / "t.npz", resumed)
+    assert resumed.param_groups[0]["lr"] == 0.01 and resumed.param_groups[0]["weight_decay"] == 0.01
+    train(net, opt, 5, 5)
+    train(other, resumed, 5, 5)
+    for a, b in zip(net.parameters(), other.parameters()):
+        assert torch.equal(a, b)
+    for a, b in zip(opt.state.values(), resumed.state.values()):
+        assert all(torch.equal(a[k], b[k]) for k in a)

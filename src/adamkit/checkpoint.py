@@ -69,8 +69,10 @@ class CheckpointLayoutError(CheckpointError):
 
 # ----------------------------------------------------------------------------------------------- save
 def save(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
-    """Write ``optimizer``'s parameters, state, steps, hyperparameters and schedule to ``path`` atomically."""
+    """Write ``optimizer``'s parameters, state, steps, hyperparameters and schedule to ``path`` atomically
+    (an ``adamkit.torch`` optimizer too: its core)."""
     path = Path(path)
+    optimizer = _core_of(optimizer)
     arrays: list[tuple[str, np.ndarray]] = []
     params = {name: _add_array(arrays, np.asarray(value)) for name, value in optimizer.params.items()}
     header = {
@@ -150,6 +152,7 @@ def load(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     Raises ``CheckpointTruncatedError``, ``CheckpointCorruptError``, ``CheckpointFormatError`` or
     ``CheckpointLayoutError`` (all ``ValueError``); errors from ``load_state_dict`` itself propagate.
     """
+    door, optimizer = optimizer, _core_of(optimizer)
     data = Path(path).read_bytes()
     _verify_footer(data, path)
     header, arrays = _read_zip(data, path)
@@ -167,6 +170,14 @@ def load(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     optimizer.load_state_dict(state_dict)  # validates everything before changing anything
     for name, array in params.items():
         optimizer.params[name][...] = array
+    if door is not optimizer:
+        door._checkpoint_loaded()
+
+
+def _core_of(optimizer: Any) -> Optimizer:
+    """The adamkit optimizer to save or load: ``optimizer`` itself, or the core behind an ``adamkit.torch`` one."""
+    core = getattr(optimizer, "_checkpoint_core", None)
+    return core() if core is not None else optimizer
 
 
 def _verify_footer(data: bytes, path: Any) -> None:

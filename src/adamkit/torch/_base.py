@@ -226,6 +226,28 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._bound.append(b)
         self._by_param[id(p)] = b
 
+    # ---------------------------------------------------------------------- adamkit.save / adamkit.load
+    def _checkpoint_core(self) -> CoreOptimizer:
+        """For ``adamkit.save``/``load``: the core optimizer, with torch's groups and ``opt.state`` edits synced
+        into it. Parameters stepped with torch ops (CUDA, bf16, ...) live outside the core: refused."""
+        if any(self._tensor_params):
+            raise TypeError(
+                "adamkit.save/load: this optimizer has parameters off the CPU float32/float64 buffers (another "
+                "device or dtype); save those with torch.save(opt.state_dict())"
+            )
+        with torch.no_grad():
+            self._import()
+            self._sync_groups()
+        return self._core
+
+    def _checkpoint_loaded(self) -> None:
+        """After ``adamkit.load``: torch's groups take the restored hyperparameters; ``opt.state`` is re-read."""
+        for group, ci in zip(self.param_groups, self._core_index):
+            if ci is not None:
+                restored = self._core.param_groups[ci]
+                group.update({k: restored[k] for k in self._core_keys})
+        self._stale = True
+
     def _core_hyper(self, group: dict[str, Any]) -> dict[str, Any]:
         """The core's hyperparameters of a torch group (tensor lr/betas as numbers)."""
         return {k: _plain(group[k]) for k in self._core_keys}
