@@ -257,11 +257,23 @@ class AdamW(Adam):
         )  # fmt: skip
 
 
-class Adamax(Optimizer):
+class _Moments(Optimizer):
+    """What Adamax and Nadam share: ``beta_1``, ``beta_2``, ``epsilon`` as the core's ``betas`` and ``eps``."""
+
+    _config = ("beta_1", "beta_2", "epsilon")
+
+    def _validate(self) -> None:
+        _check_betas(self.beta_1, self.beta_2)
+        check_range("epsilon", self.epsilon, 0.0)
+
+    def _hyper(self) -> dict[str, Any]:
+        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
+
+
+class Adamax(_Moments):
     """Adamax, Keras's form: ``u ← max(β2·u, |g|);  p ← p − lr/(1−β1ᵗ) · m/(u + ε)``."""
 
     _core = CoreAdamax
-    _config = ("beta_1", "beta_2", "epsilon")
 
     def __init__(
         self,
@@ -287,19 +299,11 @@ class Adamax(Optimizer):
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name, **kwargs,
         )  # fmt: skip
 
-    def _validate(self) -> None:
-        _check_betas(self.beta_1, self.beta_2)
-        check_range("epsilon", self.epsilon, 0.0)
 
-    def _hyper(self) -> dict[str, Any]:
-        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
-
-
-class Nadam(Optimizer):
+class Nadam(_Moments):
     """NAdam, Keras's form: Adam's moments with the momentum schedule ``μ_t = β1·(1 − ½·0.96ᵗ)``."""
 
     _core = CoreNAdam
-    _config = ("beta_1", "beta_2", "epsilon")
 
     def __init__(
         self,
@@ -325,12 +329,6 @@ class Nadam(Optimizer):
             ema_overwrite_frequency, loss_scale_factor, gradient_accumulation_steps, name, **kwargs,
         )  # fmt: skip
 
-    def _validate(self) -> None:
-        _check_betas(self.beta_1, self.beta_2)
-        check_range("epsilon", self.epsilon, 0.0)
-
-    def _hyper(self) -> dict[str, Any]:
-        return {"betas": (self.beta_1, self.beta_2), "eps": self.epsilon}
 
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "schedules"]
