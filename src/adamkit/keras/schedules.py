@@ -50,7 +50,36 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({args})"
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _RateDecay(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: their arguments and the progress ``step / decay_steps``
+    (floored if ``staircase``), in float32 as Keras computes it."""
+
+    def __init__(
+        self,
+        initial_learning_rate: float,
+        decay_steps: int,
+        decay_rate: float,
+        staircase: bool,
+        name: str,
+    ):
+        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = _positive("decay_steps", decay_steps)
+        self.decay_rate = _number("decay_rate", decay_rate)
+        self.staircase = staircase
+        self.name = name
+
+    def _progress(self, step: Any) -> np.float32:
+        p = F32(step) / F32(self.decay_steps)
+        return np.floor(p) if self.staircase else p
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+            "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name,
+        }  # fmt: skip
+
+
+class ExponentialDecay(_RateDecay):
     """``lr = initial_learning_rate · decay_rate^(step / decay_steps)`` (the exponent floored if ``staircase``)."""
 
     def __init__(
@@ -61,23 +90,10 @@ class ExponentialDecay(LearningRateSchedule):
         staircase: bool = False,
         name: str = "ExponentialDecay",
     ):
-        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _positive("decay_steps", decay_steps)
-        self.decay_rate = _number("decay_rate", decay_rate)
-        self.staircase = staircase
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step: Any) -> np.float32:
-        p = F32(step) / F32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return F32(self.initial_learning_rate) * np.power(F32(self.decay_rate), p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name,
-        }  # fmt: skip
+        return F32(self.initial_learning_rate) * np.power(F32(self.decay_rate), self._progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -146,7 +162,7 @@ class PolynomialDecay(LearningRateSchedule):
         }  # fmt: skip
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_RateDecay):
     """``lr = initial_learning_rate / (1 + decay_rate · step / decay_steps)`` (the ratio floored if ``staircase``)."""
 
     def __init__(
@@ -157,23 +173,10 @@ class InverseTimeDecay(LearningRateSchedule):
         staircase: bool = False,
         name: str = "InverseTimeDecay",
     ):
-        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _positive("decay_steps", decay_steps)
-        self.decay_rate = _number("decay_rate", decay_rate)
-        self.staircase = staircase
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step: Any) -> np.float32:
-        p = F32(step) / F32(self.decay_steps)
-        if self.staircase:
-            p = np.floor(p)
-        return F32(self.initial_learning_rate) / (F32(1) + F32(self.decay_rate) * p)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-            "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name,
-        }  # fmt: skip
+        return F32(self.initial_learning_rate) / (F32(1) + F32(self.decay_rate) * self._progress(step))
 
 
 def _cosine_decay(t: np.float32, period: np.float32, start: np.float32, alpha: float) -> np.float32:
