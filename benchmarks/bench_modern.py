@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 import numba
@@ -21,9 +20,7 @@ import numpy as np
 import torch
 
 import adamkit
-
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_step import floor_kernel, median_ms  # noqa: E402
+from adamkit.lab.bench import floor_kernel, median_ms  # noqa: E402
 
 
 def lion_ref(params):
