@@ -48,3 +48,30 @@ def build(case, params, *, engine: str = "fused", groups: bool = False):
     params.update(first)
     params.update(second)
     return opt
+
+
+def reference_groups(tensors: dict, names: list[str], groups: bool, lr: float) -> list:
+    """A reference optimizer's params grouped as ``build`` groups ours: all in one, or the first half and the rest
+    at lr/3 (names the reference has no tensor for are left out)."""
+    if not groups:
+        return [tensors[k] for k in names if k in tensors]
+    half = len(names) // 2
+    return [
+        {"params": [tensors[k] for k in names[:half] if k in tensors]},
+        {"params": [tensors[k] for k in names[half:] if k in tensors], "lr": lr / 3},
+    ]
+
+
+def run_lockstep(case, params: dict, twin, groups: bool, steps: int):
+    """Our optimizer and its reference ``twin(case, params, groups) -> (optimizer, tensors)`` fed the same
+    gradient stream; returns ``params, tensors, ours, reference``."""
+    import torch
+
+    ref_opt, tensors = twin(case, params, groups)
+    opt = build(case, params, groups=groups)
+    for grads in grad_stream(params, steps):
+        opt.step(grads)
+        for k, t in tensors.items():
+            t.grad = torch.tensor(grads[k])
+        ref_opt.step()
+    return params, tensors, opt, ref_opt

@@ -8,7 +8,7 @@ import importlib
 import numpy as np
 import pytest
 import torch
-from conftest import TOL, build, grad_stream, make_params, rel_error
+from conftest import TOL, make_params, reference_groups, rel_error, run_lockstep
 from registry import cases
 
 STEPS = 300
@@ -22,16 +22,8 @@ def reference_class(case) -> type:
 def reference_twin(case, params: dict[str, np.ndarray], groups: bool):
     """The reference optimizer over tensor copies of ``params``, grouped as ``conftest.build`` groups them."""
     tensors = {k: torch.tensor(v.copy()) for k, v in params.items() if v.size or not case.ref_skips_empty}
-    names = list(params)
     kwargs = case.ref_kwargs if case.ref_kwargs is not None else case.kwargs
-    if groups:
-        half = len(names) // 2
-        spec = [
-            {"params": [tensors[k] for k in names[:half] if k in tensors]},
-            {"params": [tensors[k] for k in names[half:] if k in tensors], "lr": case.kwargs["lr"] / 3},
-        ]
-    else:
-        spec = list(tensors.values())
+    spec = reference_groups(tensors, list(params), groups, case.kwargs["lr"])
     ref = reference_class(case)(spec, **kwargs)
     if case.ref_setup:
         getattr(ref, case.ref_setup)()
@@ -40,14 +32,7 @@ def reference_twin(case, params: dict[str, np.ndarray], groups: bool):
 
 def lockstep(case, dtype, groups=False, steps=STEPS, params=None):
     params = make_params(dtype) if params is None else params
-    ref_opt, tensors = reference_twin(case, params, groups)
-    opt = build(case, params, groups=groups)
-    for grads in grad_stream(params, steps):
-        opt.step(grads)
-        for k, t in tensors.items():
-            t.grad = torch.tensor(grads[k])
-        ref_opt.step()
-    return params, tensors, opt, ref_opt
+    return run_lockstep(case, params, reference_twin, groups, steps)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

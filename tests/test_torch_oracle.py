@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TOL, build, grad_stream, make_params, rel_error
+from conftest import TOL, build, grad_stream, make_params, reference_groups, rel_error, run_lockstep
 from registry import cases
 
 STEPS = 500
@@ -14,28 +14,12 @@ STEPS = 500
 def torch_twin(case, params: dict[str, np.ndarray], groups: bool):
     """torch.optim.<same name> over tensor copies of ``params``, grouped the same way."""
     tensors = {k: torch.tensor(v.copy()) for k, v in params.items()}
-    names = list(tensors)
-    if groups:
-        half = len(names) // 2
-        spec = [
-            {"params": [tensors[k] for k in names[:half]]},
-            {"params": [tensors[k] for k in names[half:]], "lr": case.kwargs["lr"] / 3},
-        ]
-    else:
-        spec = [tensors[k] for k in names]
+    spec = reference_groups(tensors, list(tensors), groups, case.kwargs["lr"])
     return getattr(torch.optim, case.cls.__name__)(spec, **case.kwargs), tensors
 
 
 def lockstep(case, dtype, groups=False, steps=STEPS):
-    params = make_params(dtype)
-    ref_opt, tensors = torch_twin(case, params, groups)
-    opt = build(case, params, groups=groups)
-    for grads in grad_stream(params, steps):
-        opt.step(grads)
-        for k, t in tensors.items():
-            t.grad = torch.tensor(grads[k])
-        ref_opt.step()
-    return params, tensors, opt, ref_opt
+    return run_lockstep(case, make_params(dtype), torch_twin, groups, steps)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
