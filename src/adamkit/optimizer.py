@@ -31,7 +31,7 @@ import numpy as np
 
 from ._checks import check_choice, check_range
 from .engine import ENGINES, Rule, prepare
-from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment
+from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment, Tensors
 from .hooks import Hook
 from .reduce import all_finite
 from .schedules import Schedule
@@ -444,7 +444,7 @@ class Optimizer:
             prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
             state, fill = flat.state, self._slot_fill
             arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
-            jobs.append(Job(flat, members, t, view.scalars, rule, g, arrays, scalars, new))
+            jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
         return jobs
 
     def _run(self, jobs: list[Job]) -> None:
@@ -633,6 +633,7 @@ class Job:
 
     flat: FlatBuffer
     members: list[int] | None
+    tensors: Tensors  # the members in the engines' form
     t: int
     scalars_after: dict[str, float]  # the host scalars the tensors carry once stepped
     rule: Rule
@@ -642,15 +643,15 @@ class Job:
     new_slots: dict[str, np.ndarray]
 
     def run(self, engine: Any) -> None:
-        engine(self.rule, self.flat.tensors(self.members), self.g, self.slots, self.args)
+        engine(self.rule, self.tensors, self.g, self.slots, self.args)
 
     def snapshot(self) -> Any:
         """A function that puts back what ``run`` may write (parameters and slots)."""
-        params = [v.copy() for v in self.flat.tensors(self.members).views]
+        params = [v.copy() for v in self.tensors.views]
         slots = [s.copy() for s in self.slots]
 
         def restore() -> None:
-            for view, saved in zip(self.flat.tensors(self.members).views, params):
+            for view, saved in zip(self.tensors.views, params):
                 view[...] = saved
             for slot, saved in zip(self.slots, slots):
                 slot[...] = saved

@@ -330,7 +330,7 @@ class PerTensorOptimizer(Optimizer):
             t, host = flat.steps[i] + 1, dict(flat.scalars[i])
             if seg.size:
                 self._preflight(group, flat, seg, t, decay)
-            job = PerTensorJob(flat, [i], t, host, None, g, list(slots.values()), (), {})
+            job = PerTensorJob(flat, [i], flat.tensors([i]), t, host, None, g, list(slots.values()), (), {})
             job.work = lambda job, group=group, i=i, seg=seg, slots=slots: self._tensor_step(
                 group, job.flat, i, seg, job.g, slots, job.t, decay
             )
