@@ -149,6 +149,11 @@ def _segment_kernels(rule: Rule, n_slots: int, per_segment: tuple[str, ...]) -> 
     return SegmentKernels(kernels.serial, kernels.parallel)
 
 
+@cache
+def _scalar_names(rule: Rule, n_slots: int) -> tuple[str, ...]:
+    return tuple(inspect.signature(rule).parameters)[1 + n_slots :]
+
+
 def segment_map(
     engine: str,
     rule: Rule,
@@ -160,7 +165,7 @@ def segment_map(
     array holds one value per tensor (tensor ``k`` reads entry ``k``). The slots are flat arrays laid out as the
     bucket's gradient. ``engine="numpy"`` calls the rule on each tensor's views; ``"fused"`` inlines it into
     one numba loop over the chunk table (each chunk belongs to one tensor, so it reads its scalar once)."""
-    names = tuple(inspect.signature(rule).parameters)[1 + len(slots) :]
+    names = _scalar_names(rule, len(slots))
     per_segment = tuple(x for x in names if isinstance(scalars[x], np.ndarray))
     if engine == "numpy":
         for k, (p, a) in enumerate(zip(tensors.views, tensors.offsets)):

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 import numba
 import numpy as np
 
-from .engine import process_safe
+from .engine import PARALLEL_MIN_SIZE, process_safe
 from .flat import CHUNK
 
 LANES = 8
@@ -49,12 +49,23 @@ _chunk_sums_of_squares = process_safe(
 )
 
 
+@numba.njit(nogil=True, cache=True)
+def _small_chunk_sums(x: np.ndarray, chunk: int) -> np.ndarray:  # pragma: no cover (numba)
+    """``_chunk_sums`` for arrays below ``PARALLEL_MIN_SIZE`` (waking the thread pool costs more than the sum)."""
+    n = (x.shape[0] + chunk - 1) // chunk
+    out = np.zeros(n, dtype=np.float64)
+    for c in range(n):
+        out[c] = lane_sum_of_squares(x[c * chunk : min((c + 1) * chunk, x.shape[0])])
+    return out
+
+
 def sum_of_squares(arrays: Iterable[np.ndarray]) -> float:
     """``Σ x²`` over every element of ``arrays`` (1-D), in float64, in a fixed order."""
     total = 0.0
     for x in arrays:
         if x.size:
-            for part in _chunk_sums_of_squares(np.ascontiguousarray(x).reshape(-1), CHUNK):
+            kernel = _chunk_sums_of_squares if x.size >= PARALLEL_MIN_SIZE else _small_chunk_sums
+            for part in kernel(np.ascontiguousarray(x).reshape(-1), CHUNK):
                 total += float(part)
     return total
 
