@@ -72,12 +72,7 @@ def transcribed_muon(params, grads_stream, lr, weight_decay=0.1, momentum=0.95, 
             g = grads[k]
             bufs[k] = bufs[k] + (1 - momentum) * (g - bufs[k])
             update = bufs[k] - (bufs[k] - g) * (1 - momentum) if nesterov else bufs[k]
-            x = update.T if update.shape[0] > update.shape[1] else update
-            x = x / max(np.sqrt(np.sum(x * x)), eps)
-            for _ in range(ns_steps):
-                a = x @ x.T
-                x = ns[0] * x + (ns[1] * a + ns[2] * (a @ a)) @ x
-            x = x.T if update.shape[0] > update.shape[1] else x
+            x = transcribed_newton_schulz(update, ns, ns_steps, eps)
             rows, cols = p.shape
             if adjust_lr_fn == "match_rms_adamw":
                 adjusted = lr * 0.2 * np.sqrt(max(rows, cols))
@@ -86,6 +81,16 @@ def transcribed_muon(params, grads_stream, lr, weight_decay=0.1, momentum=0.95, 
             p *= 1 - lr * weight_decay
             p -= adjusted * x
     return params
+
+
+def transcribed_newton_schulz(update, ns, ns_steps, eps):
+    """torch's _zeropower_via_newtonschulz, in the input's dtype (float64 here)."""
+    x = update.T if update.shape[0] > update.shape[1] else update
+    x = x / max(np.sqrt(np.sum(x * x)), eps)
+    for _ in range(ns_steps):
+        a = x @ x.T
+        x = ns[0] * x + (ns[1] * a + ns[2] * (a @ a)) @ x
+    return x.T if update.shape[0] > update.shape[1] else x
 
 
 MATRICES = {"wide": (6, 9), "tall": (11, 4), "square": (5, 5)}
@@ -105,6 +110,27 @@ def test_muon_matches_a_float64_transcription_of_torch_tightly(kwargs, engine):
     for k in params:
         err = np.max(np.abs(params[k] - expected[k])) / np.max(np.abs(expected[k]))
         assert err <= 1e-10, (k, err)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5, 9])
+@pytest.mark.parametrize("shape", [(7, 12), (12, 7), (6, 6), (1, 5), (30, 2)])
+def test_newton_schulz_through_the_gram_spectrum_equals_the_iteration(shape, steps):
+    """adamkit evaluates NS_k(X) as V·q(Λ)·Vᵀ·X; torch's iteration, written out in float64, gives the same matrix
+    (full rank, rank 1, zero; other coefficients, some making q negative). A non-finite X takes the iteration
+    (NaN, as torch)."""
+    from adamkit.optim.muon import newton_schulz
+
+    rng = np.random.default_rng(steps)
+    full = rng.standard_normal(shape)
+    rank1 = np.outer(rng.standard_normal(shape[0]), rng.standard_normal(shape[1]))
+    for x in (full, rank1, np.zeros(shape)):
+        for coefficients in ((3.4445, -4.775, 2.0315), (1.5, -0.5, 0.0), (-1.0, 0.5, 0.0)):  # q > 0, q < 0
+            expected = transcribed_newton_schulz(x, coefficients, steps, 1e-7)
+            got = newton_schulz(x.copy(), coefficients, steps, 1e-7)
+            assert np.max(np.abs(got - expected)) <= 1e-10 * max(1.0, np.max(np.abs(expected))), (coefficients,)
+    bad = full.copy()
+    bad[0, 0] = np.nan
+    assert np.all(np.isnan(newton_schulz(bad, (3.4445, -4.775, 2.0315), max(steps, 1), 1e-7)))
 
 
 def test_muon_routes_by_shape_and_one_schedule_drives_both_parts():
