@@ -223,3 +223,93 @@ def test_a_scalar_that_overflows_float32_is_refused_before_any_tensor_moves(cls)
     with pytest.raises(ValueError, match="not finite in float32"):
         opt.step({k: np.full_like(v, 0.1) for k, v in params.items()})
     assert all(np.array_equal(before[k], params[k]) for k in params)
+
+
+# --- LAMB's options ---------------------------------------------------------------------------------------
+LAMB_BASE = dict(lr=0.01, weight_decay=0.05)
+
+
+RECTIFIED = dict(LAMB_BASE, rectify=True)
+
+
+@pytest.mark.parametrize(
+    "base, option",
+    [(LAMB_BASE, dict(rectify=True)), (RECTIFIED, dict(degenerated_to_sgd=True)), (RECTIFIED, dict(n_sma_threshold=20)),
+     (LAMB_BASE, dict(pre_norm=True, max_grad_norm=3.0)),
+     (LAMB_BASE, dict(adam_debias=True)), (LAMB_BASE, dict(weight_decouple=False)), (LAMB_BASE, dict(fixed_decay=True)),
+     (dict(LAMB_BASE, weight_decouple=False), dict(grad_averaging=False)), (LAMB_BASE, dict(adam=True))],
+    ids=lambda o: ",".join(o),
+)  # fmt: skip
+def test_lamb_option_changes_the_trajectory(base, option):
+    """Each option the package oracle checks (tests/registry.py) shows on this stream: 300 steps with it end far
+    (≫ the 1e-10 bar) from 300 steps without it. (grad_averaging only scales u, which the trust ratio undoes,
+    unless u also carries the coupled decay.)"""
+    runs = []
+    for kwargs in (base, dict(base, **option)):
+        params = make_params(np.float64)
+        opt = adamkit.LAMB(params, **kwargs)
+        for g in grad_stream(params, 300):
+            opt.step(g)
+        runs.append(params)
+    assert max(np.max(np.abs(runs[0][k] - runs[1][k]), initial=0) for k in runs[0]) > 1e-4
+
+
+def test_lamb_rectified_coupled_decay_does_nothing_as_in_the_reference():
+    """pytorch_optimizer's rectified branch never adds λ·p when weight_decouple=False (checked against it in
+    tests/registry.py, lamb-rectify-sgd-coupled): the same bytes as no decay."""
+    runs = []
+    for wd in (0.1, 0.0):
+        params = make_params(np.float64)
+        opt = adamkit.LAMB(params, lr=0.01, rectify=True, weight_decay=wd, weight_decouple=False)
+        for g in grad_stream(params, 50):
+            opt.step(g)
+        runs.append(params)
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_lamb_pre_norm_factor_is_the_references():
+    """The global clipping factor is pytorch_optimizer's own (its float32 sum exactly; the factor to a few float32
+    ulps: torch's float32 sqrt is not correctly rounded), and clipping is active on part of the stream only."""
+    import pytorch_optimizer
+    import torch
+    from pytorch_optimizer.optimizer.utils.gradient import get_global_gradient_norm
+
+    params = make_params(np.float64)
+    tensors = [torch.tensor(v.copy()) for v in params.values()]
+    ref = pytorch_optimizer.Lamb(tensors, lr=0.01, pre_norm=True, max_grad_norm=3.0)
+    opt = adamkit.LAMB(params, lr=0.01, pre_norm=True, max_grad_norm=3.0)
+    factors = []
+    for g in grad_stream(params, 200):
+        for t, k in zip(tensors, g):
+            t.grad = torch.tensor(g[k])
+        opt._grad_sq = opt._global_grad_sq(frozenset(), g)
+        assert opt._grad_sq == get_global_gradient_norm(ref.param_groups).item()
+        factor, expected = opt._grad_scale(opt.param_groups[0]), ref.get_global_gradient_norm().item()
+        assert abs(factor - expected) <= 4 * np.spacing(np.float32(expected)), (factor, expected)
+        factors.append(factor)
+    assert min(factors) < 0.5 and max(factors) == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [(dict(adanorm=True), ValueError, "adanorm"), (dict(adanorm_r=0.9), ValueError, "adanorm_r"),
+     (dict(foreach=True), ValueError, "foreach"), (dict(bogus=1), TypeError, "bogus"),
+     (dict(n_sma_threshold=-1), ValueError, "n_sma_threshold"), (dict(max_grad_norm=-1.0), ValueError, "max_grad_norm"),
+     (dict(rectify=1), TypeError, "rectify"), (dict(pre_norm="yes"), TypeError, "pre_norm")],
+)  # fmt: skip
+def test_lamb_refuses_options_it_does_not_offer_naming_them(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        adamkit.LAMB(make_params(np.float64), **kwargs)
+    adamkit.LAMB(make_params(np.float64), adanorm=False)  # the reference's default: accepted
+
+
+def test_lamb_rectify_skips_the_update_but_not_the_moments_before_the_threshold():
+    """rectify without degenerated_to_sgd: while ρ_t < 5 (the first steps at β2 = 0.999) only the decay and the
+    moments move, as the reference does."""
+    params = make_params(np.float64)
+    before = {k: v.copy() for k, v in params.items()}
+    opt = adamkit.LAMB(params, lr=0.01, rectify=True, weight_decay=0.1)
+    opt.step(next(grad_stream(params, 1)))
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k] * (1 - 0.01 * 0.1))
+    assert np.any(opt.state_dict()["state"]["w"]["exp_avg"] != 0)
