@@ -22,6 +22,9 @@ TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 # torch.optim.Muon runs Newton–Schulz in bfloat16 (8-bit mantissa); adamkit in the parameters' dtype. Relative
 # to a step (or to training's displacement): measured 6-8% over the first 10 steps.
 MUON_TOL = 0.12
+# adamkit evaluates Newton–Schulz through the Gram matrix's eigendecomposition (equal to torch's iteration in exact
+# arithmetic, 1e-10 in float64); in float32 the two routes round differently: 9e-5 after 60 steps of training.
+MUON_TOL32 = 3e-4
 
 # class name → (the reference optimizer's constructor, arguments both take)
 REFERENCES = {
@@ -78,7 +81,7 @@ def test_muon_matches_torch_with_its_newton_schulz_in_the_parameters_dtype(dtype
     """torch.optim.Muon's own code, its one cast to bfloat16 (in ``_zeropower_via_newtonschulz``) made a copy in
     the tensor's dtype, as adamkit computes; torch.optim.AdamW on the biases."""
     monkeypatch.setattr(torch.Tensor, "bfloat16", lambda self: self.clone())
-    assert trained_twins("Muon", dtype) <= TOL[dtype]
+    assert trained_twins("Muon", dtype) <= (MUON_TOL32 if dtype == torch.float32 else TOL[dtype])
 
 
 def test_muon_matches_torch_at_its_bfloat16_precision():
