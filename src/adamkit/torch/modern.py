@@ -100,8 +100,6 @@ class Lion(ReferenceDoor):
 class LAMB(ReferenceDoor):
     __doc__ = f"pytorch_optimizer's ``Lamb`` interface over adamkit.LAMB.\n\n{_LAMB.__doc__}"
     _core_class = _LAMB
-    _reference_options = dict(rectify=False, degenerated_to_sgd=False, n_sma_threshold=5, pre_norm=False)
-    _inert = ("foreach", "max_grad_norm")  # the reference uses max_grad_norm only with pre_norm=True
 
     def __init__(
         self, params: Params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0,
@@ -110,8 +108,6 @@ class LAMB(ReferenceDoor):
         max_grad_norm: float = 1.0, adam: bool = False, pre_norm: bool = False, eps: float = 1e-6,
         foreach: bool | None = None, maximize: bool = False, *, convention: str = "torch", engine: str = "fused",
     ):  # fmt: skip
-        if max_grad_norm < 0:
-            raise ValueError(f"max_grad_norm must be >= 0, got {max_grad_norm!r}")
         hyper = dict(lr=lr, betas=betas, weight_decay=weight_decay, weight_decouple=weight_decouple,
                      fixed_decay=fixed_decay, rectify=rectify, degenerated_to_sgd=degenerated_to_sgd,
                      n_sma_threshold=n_sma_threshold, grad_averaging=grad_averaging, max_grad_norm=max_grad_norm,
