@@ -9,9 +9,11 @@ by the same rule evaluated with torch ops. ``import adamkit`` does not import th
 
 from ._backward import step_in_backward
 from ._base import TorchOptimizer
+from .modern import LAMB, Adafactor, Lion, Muon, ScheduleFreeAdamW
 from .optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Lion", "LAMB", "Adafactor", "Muon", "ScheduleFreeAdamW",
     "TorchOptimizer", "step_in_backward",
 ]  # fmt: skip

@@ -75,6 +75,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     _torch_class: ClassVar[type[torch.optim.Optimizer]]
     #: State entries that are host scalars (0-d tensors in torch's format), not slots.
     _host_scalars: ClassVar[tuple[str, ...]] = ()
+    #: Host scalars kept as Python floats in torch's format (else 0-d tensors, as torch.optim keeps NAdam's).
+    _host_scalars_as_floats: ClassVar[bool] = False
     #: torch keeps a ``step`` tensor per parameter (SGD does not).
     _stores_step: ClassVar[bool] = True
     #: Slots torch creates for every parameter at construction (Adagrad's ``sum``), with step 0.
@@ -97,7 +99,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             )
         check_choice("engine", engine, ENGINES)
         given = {k: v for k, v in hyper.items() if v is not None}
-        self._torch_class([torch.zeros(1)], **given, **torch_flags)  # torch's own checks and messages
+        self._reference_checks(given, torch_flags)
         self._core = self._core_class(
             None, **{k: _plain(v) for k, v in given.items()}, convention=convention,
             engine="numpy" if engine == "numpy" else "fused",
@@ -115,6 +117,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._bindings: tuple[list, list, list] | None = None  # see _still_bound
         self._synced: list[tuple | None] = []  # per torch group: the hyperparameter values last synced
         super().__init__(params, defaults)
+
+    def _reference_checks(self, given: dict[str, Any], torch_flags: dict[str, Any]) -> None:
+        """torch's own checks and messages: the torch.optim class built once on a probe tensor."""
+        self._torch_class([torch.zeros(1)], **given, **torch_flags)
 
     @staticmethod
     def profile_hook_step(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -166,7 +172,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         fill = self._core._slot_fill
         eager = [{s: fill(self._core_hyper(g), s) for s in self._eager_slots} for g in self.param_groups]
         for b in self._bound:
-            entry = export_entry(saved.get(b.name), b.param, self._host_scalars, self._stores_step, eager[b.group])
+            entry = export_entry(
+                saved.get(b.name), b.param, self._host_scalars, self._stores_step, eager[b.group],
+                self._host_scalars_as_floats,
+            )  # fmt: skip
             if entry is None:
                 dict.pop(self._state, b.param, None)
             else:
@@ -372,7 +381,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             b.ptr = b.param.data_ptr()
             return True
         saved = self._core.state_dict()["state"].get(b.name)
-        entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {})
+        entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {}, self._host_scalars_as_floats)
         if entry:
             cast = {k: v if k == "step" or k in self._host_scalars else v.to(new.device, new.dtype)
                     for k, v in entry.items()}  # fmt: skip
