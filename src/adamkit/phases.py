@@ -201,14 +201,25 @@ def member_gradient(flat: FlatBuffer, i: int, sources: dict[str, np.ndarray] | N
 
 
 class PhasedJob(Job):
-    """A :class:`Job` whose elementwise phase is followed by the optimizer's later phases."""
+    """A :class:`Job` whose elementwise phase is followed by the optimizer's later phases. The later phases may
+    leave host scalars that differ per tensor (``member_scalars``: tensor index → scalars); they join the
+    tensors' host scalars on commit, as the step count does."""
 
     finish: Callable[[Job], None] | None = None
+    member_scalars: dict[int, dict[str, float]] | None = None
 
     def run(self, engine: Any) -> None:
         super().run(engine)
         if self.finish is not None:
             self.finish(self)
+
+    def commit(self) -> None:
+        super().commit()
+        if self.member_scalars:
+            flat = self.flat
+            for i, scalars in self.member_scalars.items():
+                flat.scalars[i] = {**flat.scalars[i], **scalars}  # replaced, never mutated (see Job.commit)
+            flat.uniform = len(set(flat.steps)) == 1 and all(x == flat.scalars[0] for x in flat.scalars)
 
 
 class PhasedOptimizer(Optimizer):
