@@ -60,16 +60,17 @@ def adanorm_direction(p, m, v, u, beta1, beta3, e, norm, scaled, eps, l2, adapti
 
 @elementwise
 def trust_step(p, u, coef):
-    """``p ← p − coef·u`` (``coef = lr_t·r``, one value per tensor)."""
-    return p - coef * u, u
+    """``p ← p − coef·u`` (``coef = lr_t·r``, one value per tensor; ``u`` only read)."""
+    return (p - coef * u,)
 
 
 @elementwise
 def rectified_trust_step(p, m, v, coef, eps, adaptive):
-    """``p ← p − coef·m/(√v + ε)`` (``adaptive``) or ``p ← p − coef·m`` (``coef = step·r``, one per tensor)."""
+    """``p ← p − coef·m/(√v + ε)`` (``adaptive``) or ``p ← p − coef·m`` (``coef = step·r``, one per tensor;
+    ``m``, ``v`` only read)."""
     if adaptive:
-        return p - coef * m / (np.sqrt(v) + eps), m, v
-    return p - coef * m, m, v
+        return (p - coef * m / (np.sqrt(v) + eps),)
+    return (p - coef * m,)
 
 
 def trust_ratios(weight_norm: np.ndarray, update_norm: np.ndarray, eps: float) -> np.ndarray:
@@ -237,9 +238,9 @@ class LAMB(PhasedOptimizer):
         if group["adanorm"]:
             prepare_segment_map(self.engine, adanorm_direction, 3, ("e", "norm", "scaled"))
         if group["rectify"]:
-            prepare_segment_map(self.engine, rectified_trust_step, 2, ("coef",))
+            prepare_segment_map(self.engine, rectified_trust_step, 2, ("coef",), writes=1)
         else:
-            prepare_segment_map(self.engine, trust_step, 1, ("coef",))
+            prepare_segment_map(self.engine, trust_step, 1, ("coef",), writes=1)
 
     def _finish(self, group: dict[str, Any], job: Job) -> None:
         step, adaptive = self._step_size(group, job.t)
@@ -256,9 +257,9 @@ class LAMB(PhasedOptimizer):
         coef = (step * ratio).astype(job.flat.dtype)
         if group["rectify"]:
             scalars = {"coef": coef, "eps": x(group["eps"]), "adaptive": adaptive}
-            segment_map(self.engine, rectified_trust_step, tensors, [m, v], scalars)
+            segment_map(self.engine, rectified_trust_step, tensors, [m, v], scalars, writes=1)
         else:
-            segment_map(self.engine, trust_step, tensors, [u], {"coef": coef})
+            segment_map(self.engine, trust_step, tensors, [u], {"coef": coef}, writes=1)
 
     def _adanorm(self, group: dict[str, Any], job: Job, tensors: Any, step: float, adaptive: bool) -> None:
         """AdaNorm's phase: ``‖g‖`` per tensor (``u`` holds ``g``), ``e ← r·e + (1−r)·‖g‖`` in the parameters'
