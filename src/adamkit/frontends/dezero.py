@@ -11,9 +11,9 @@ replaces ``param.data`` with a new array, ``update()`` copies it into the buffer
 ``update()`` does what DeZero's ``Optimizer.update`` does: collect the parameters whose grad is not None, run
 the DeZero-style hooks ``f(params)`` on them (they may change ``p.grad.data`` in place, replace ``p.grad``, or
 set it to None to skip the parameter), then step them. The gradients are gathered only after those hooks, so
-their effect reaches the step (copied into the gradient buffer, one copy per buffer; from
-``IN_PLACE_MIN_SIZE`` elements on, those of the parameter's dtype are read where they are); adamkit's own hooks
-then run on the flat buffers. Nothing is written to the
+their effect reaches the step (copied into the gradient buffer: one copy per buffer, or one assignment per
+gradient when a buffer holds few; from ``IN_PLACE_MIN_SIZE`` elements on, those of the parameter's dtype are
+read where they are); adamkit's own hooks then run on the flat buffers. Nothing is written to the
 parameters or the optimizer's state before every check has passed, so a hook or check that raises leaves
 them as they were.
 
