@@ -39,6 +39,7 @@ class Case:
     ref_setup: str | None = None  # a method of the reference to call once it is built (e.g. "train")
     ref_tol: float | None = None  # the bar vs the package reference, both dtypes, where it computes less exactly
     slot_tol: float = 1e-10  # the bar for the saved state slots vs the reference's (float64)
+    coupled: bool = False  # one global quantity over every tensor (a global grad norm): stepped apart ≠ together
 
 
 CASES: list[Case] = [
@@ -298,6 +299,7 @@ CASES: list[Case] = [
         reference="pytorch_optimizer.Lamb",
         ref_tol=1e-6,
         slot_tol=1e-6,
+        coupled=True,
     ),
     Case(
         "lamb-pre-norm-rectify-debias",
@@ -307,6 +309,7 @@ CASES: list[Case] = [
         reference="pytorch_optimizer.Lamb",
         ref_tol=1e-6,
         slot_tol=1e-6,
+        coupled=True,
     ),
     Case(
         "lamb-adam-debias",
