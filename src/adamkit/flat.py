@@ -90,7 +90,7 @@ class FlatBuffer:
     uniform: bool = True  # all tensors share one step count and host scalars (the fast path)
     work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
     last_cast: tuple | None = None  # (scalars, their types, cast to dtype): the last step's, reused when equal
-    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Optimizer._launches)
+    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Stepping._launches)
     _all: Tensors | None = None
     _scratch: np.ndarray | None = None
 
