@@ -120,22 +120,28 @@ def stream_key(seed: int, salt: int, step: int) -> np.uint64:
 
 @register_jitable
 def counter_hash(key, index):  # noqa: ANN001, ANN201 (numba)
-    """16 pseudo-random bits from (key, element index): a splitmix64 finaliser of ``key + index·φ`` (uint64,
-    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking."""
+    """64 pseudo-random bits from (key, element index): the splitmix64 finaliser of ``key + index·φ`` (uint64,
+    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking. One hash
+    serves four stochastic roundings of an element (``random16(h, 0..3)``)."""
     x = np.uint64(key) + np.uint64(index) * np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return (x ^ (x >> np.uint64(31))) >> np.uint64(48)
+    return x ^ (x >> np.uint64(31))
 
 
 @register_jitable
-def bf16_round_stochastic(x, key, index):  # noqa: ANN001, ANN201 (numba)
-    """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r`` the
-    16 bits of ``counter_hash(key, index)`` (``key = stream_key(seed, salt, step)``). Unbiased:
-    ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16 unit
-    (``|decode − x| < 2⁻⁷·|x|``)."""
-    u = np.uint64(bits(x))
-    return np.uint16((u + counter_hash(key, index)) >> np.uint64(16))
+def random16(h, k):  # noqa: ANN001, ANN201 (numba)
+    """The ``k``-th 16-bit field (k = 0..3, from the top) of the 64-bit hash ``h``."""
+    return (h >> np.uint64(48 - 16 * k)) & np.uint64(0xFFFF)
+
+
+@register_jitable
+def bf16_round_stochastic(x, r):  # noqa: ANN001, ANN201 (numba)
+    """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r``
+    16 random bits (``random16(counter_hash(key, index), k)``, ``key = stream_key(seed, salt, step)``).
+    Unbiased: ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16
+    unit (``|decode − x| < 2⁻⁷·|x|``)."""
+    return np.uint16((np.uint64(bits(x)) + np.uint64(r)) >> np.uint64(16))
 
 
 # --------------------------------------------------------------------------------------------- int8 codes
