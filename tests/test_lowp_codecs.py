@@ -68,7 +68,8 @@ def test_bf16_round_to_nearest_even_matches_ml_dtypes_over_the_float_range():
     np.testing.assert_array_equal(fused, expected)
     decoded = np.empty(x.size, np.float32)
     _numba_bf16_decode(expected, decoded)
-    np.testing.assert_array_equal(C.bf16_decode(expected).view(np.uint32), expected.view(BF16).astype(np.float32).view(np.uint32))
+    oracle = expected.view(BF16).astype(np.float32)
+    np.testing.assert_array_equal(C.bf16_decode(expected).view(np.uint32), oracle.view(np.uint32))
     np.testing.assert_array_equal(decoded.view(np.uint32), C.bf16_decode(expected).view(np.uint32))
 
 
@@ -147,7 +148,8 @@ def test_int8_codes_are_monotone_and_zero_maps_to_zero():
     for encode in (C.signed8_encode, C.unsigned8_encode):
         assert encode(np.zeros(3, np.float32), np.full(3, 5.0, np.float32)).tolist() == [0, 0, 0]
     assert C.signed8_decode(np.int8(0), np.float32(7)) == 0 and C.unsigned8_decode(np.uint8(0), np.float32(7)) == 0
-    assert C.unsigned8_decode(np.uint8(255), np.float32(3)) == 3 and C.signed8_decode(np.int8(-127), np.float32(3)) == -3
+    assert C.unsigned8_decode(np.uint8(255), np.float32(3)) == 3
+    assert C.signed8_decode(np.int8(-127), np.float32(3)) == -3
 
 
 def test_all_zero_block_has_zero_scale_and_codes():
