@@ -119,26 +119,56 @@ def stream_key(seed: int, salt: int, step: int) -> np.uint64:
 
 
 @register_jitable
-def counter_hash(key, index):  # noqa: ANN001, ANN201 (numba)
-    """64 pseudo-random bits from (key, element index): the splitmix64 finaliser of ``key + index·φ`` (uint64,
-    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking. One hash
-    serves four stochastic roundings of an element (``random16(h, 0..3)``)."""
-    x = np.uint64(key) + np.uint64(index) * np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+def _stream(key, n):  # noqa: ANN001, ANN202 (numba)
+    """The 32-bit key of stream ``n``: a half of the 64-bit ``key`` (mixed with a constant for n ≥ 2)."""
+    k = np.uint32((np.uint64(key) >> np.uint64(32 * (n % 2))) & np.uint64(0xFFFFFFFF))
+    return k ^ np.uint32((0x632BE5AB * (n // 2)) & 0xFFFFFFFF)
+
+
+_PHI32, _M1, _M2 = 0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35
+
+
+def counter_hash(key: Any, index: Any, n: Any) -> Any:
+    """32 pseudo-random bits from (key, element index), stream ``n`` (0, 1, ...): murmur3's 32-bit finaliser of
+    ``(index·φ) xor k``, ``k`` a 32-bit half of the 64-bit ``key``. Counter-based: no state, the same bits in
+    both engines whatever the threads or chunking. In numba it is 32-bit LLVM arithmetic (numba would widen
+    uint32 to 64 bits), so the loop vectorizes 16 wide. One hash serves two stochastic roundings."""
+    x = (np.asarray(index).astype(np.uint32) * np.uint32(_PHI32)) ^ _stream(key, n)
+    x = (x ^ (x >> np.uint32(16))) * np.uint32(_M1)
+    x = (x ^ (x >> np.uint32(13))) * np.uint32(_M2)
+    return x ^ (x >> np.uint32(16))
+
+
+@intrinsic
+def _hash32(typingctx: Any, index: Any, k: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = context.get_value_type(types.uint32)
+        x = builder.xor(builder.mul(builder.trunc(args[0], i32), i32(_PHI32)), args[1])
+        for shift, factor in ((16, _M1), (13, _M2)):
+            x = builder.mul(builder.xor(x, builder.lshr(x, i32(shift))), i32(factor))
+        return builder.xor(x, builder.lshr(x, i32(16)))
+
+    return types.uint32(types.int64, types.uint32), codegen
+
+
+@overload(counter_hash, inline="always")
+def _counter_hash_numba(key, index, n):  # noqa: ANN001, ANN202 (numba matches the signature)
+    def impl(key, index, n):  # noqa: ANN001, ANN202
+        return _hash32(np.int64(index), _stream(key, n))
+
+    return impl
 
 
 @register_jitable
 def random16(h, k):  # noqa: ANN001, ANN201 (numba)
-    """The ``k``-th 16-bit field (k = 0..3, from the top) of the 64-bit hash ``h``."""
-    return (h >> np.uint64(48 - 16 * k)) & np.uint64(0xFFFF)
+    """The ``k``-th 16-bit half (k = 0: the high one, 1: the low one) of the 32-bit hash ``h``."""
+    return (h >> np.uint32(16 - 16 * k)) & np.uint32(0xFFFF)
 
 
 @register_jitable
 def bf16_round_stochastic(x, r):  # noqa: ANN001, ANN201 (numba)
     """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r``
-    16 random bits (``random16(counter_hash(key, index), k)``, ``key = stream_key(seed, salt, step)``).
+    16 random bits (``random16(counter_hash(key, index, n), k)``, ``key = stream_key(seed, salt, step)``).
     Unbiased: ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16
     unit (``|decode − x| < 2⁻⁷·|x|``)."""
     return np.uint16((np.uint64(bits(x)) + np.uint64(r)) >> np.uint64(16))
