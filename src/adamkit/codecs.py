@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload, register_jitable
@@ -182,8 +183,7 @@ def magnitude_bits(x):  # noqa: ANN001, ANN201 (numba)
     return bits(x) & np.uint32(0x7FFFFFFF)
 
 
-@register_jitable
-def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
+def unsigned8_encode(x: Any, inv_scale: Any) -> Any:
     """A non-negative float32 → uint8 code of ``y = x·inv_scale`` (``inv_scale = 1/absmax``, so ``y ∈ [0, 1]``).
 
     Code ``c ≥ 1`` stands for ``from_bits(U8_BASE + c·2²⁰)``: an unsigned fp8 with 5 exponent bits' worth of
@@ -201,15 +201,13 @@ def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
     return np.uint8(np.minimum(np.maximum(c, nonzero), np.int64(255)))
 
 
-@register_jitable
-def unsigned8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
+def unsigned8_decode(c: Any, scale: Any) -> Any:
     """uint8 code → float32 ``value(c)·scale`` (``value(0) = 0``)."""
     c = np.uint32(c)
     return from_bits((np.uint32(U8_BASE) + (c << np.uint32(_SHIFT))) * np.minimum(c, np.uint32(1))) * scale
 
 
-@register_jitable
-def signed8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
+def signed8_encode(x: Any, inv_scale: Any) -> Any:
     """A float32 → int8 code ``±k`` of ``y = x·inv_scale ∈ [−1, 1]``; the magnitude ``k ≥ 1`` stands for
     ``from_bits(S8_BASE + k·2²⁰)``: a signed fp8 (4 exponent bits' worth: 15.75 binades, down to
     ``S8_SMALLEST ≈ 1.8e-5``; 3 mantissa bits); 127 ↔ 1.0. Rounded to nearest in the bit pattern; magnitudes
@@ -224,13 +222,120 @@ def signed8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
     return np.int8(k - ((u >> np.int64(31)) & np.int64(1)) * (k + k))
 
 
-@register_jitable
-def signed8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
+def signed8_decode(c: Any, scale: Any) -> Any:
     """int8 code → float32 ``±value(|c|)·scale`` (``value(0) = 0``)."""
     c = np.int32(c)
     k = np.uint32(np.abs(c))
     sign = np.uint32(c < 0) << np.uint32(31)
     return from_bits(((np.uint32(S8_BASE) + (k << np.uint32(_SHIFT))) * np.minimum(k, np.uint32(1))) | sign) * scale
+
+
+def max_magnitude(acc: Any, x: Any) -> Any:
+    """``max(acc, magnitude_bits(x))`` (uint32): one step of a block's absmax, as integers."""
+    return np.maximum(acc, magnitude_bits(x))
+
+
+# In numba the int8 encoders and the absmax step are 32-bit LLVM code: numba's own typing widens uint32/int32
+# arithmetic to 64 bits, which halves the vector width of the encode loop. Same formulas, same bits.
+def _clamp(builder: Any, x: Any, low: Any, high: Any) -> Any:
+    x = builder.select(builder.icmp_signed("<", x, low), low, x)
+    return builder.select(builder.icmp_signed(">", x, high), high, x)
+
+
+def _magnitude(builder: Any, x: Any) -> Any:
+    i32 = ir.IntType(32)
+    return builder.and_(builder.bitcast(x, i32), i32(0x7FFFFFFF))
+
+
+@intrinsic
+def _unsigned8_ir(typingctx: Any, x: Any, inv_scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        u = _magnitude(builder, builder.fmul(args[0], args[1]))
+        c = builder.ashr(builder.add(u, i32(_HALF - U8_BASE)), i32(_SHIFT))
+        nonzero = builder.zext(builder.icmp_unsigned("!=", _magnitude(builder, args[0]), i32(0)), i32)
+        c = _clamp(builder, c, nonzero, i32(255))
+        return builder.trunc(c, ir.IntType(8))
+
+    return types.uint8(types.float32, types.float32), codegen
+
+
+@intrinsic
+def _signed8_ir(typingctx: Any, x: Any, inv_scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        y = builder.bitcast(builder.fmul(args[0], args[1]), i32)
+        magnitude = builder.and_(y, i32(0x7FFFFFFF))
+        k = builder.ashr(builder.add(magnitude, i32(_HALF - S8_BASE)), i32(_SHIFT))
+        k = _clamp(builder, k, i32(0), i32(127))
+        negative = builder.lshr(y, i32(31))
+        code = builder.sub(k, builder.mul(negative, builder.add(k, k)))
+        return builder.trunc(code, ir.IntType(8))
+
+    return types.int8(types.float32, types.float32), codegen
+
+
+@intrinsic
+def _max_magnitude_ir(typingctx: Any, acc: Any, x: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        m = _magnitude(builder, args[1])
+        return builder.select(builder.icmp_unsigned(">", m, args[0]), m, args[0])
+
+    return types.uint32(types.uint32, types.float32), codegen
+
+
+def _code_value(builder: Any, base: int, k: Any) -> Any:
+    """The float32 of magnitude code ``k`` (i32 ≥ 0): ``from_bits(base + k·2²⁰)``, 0 for ``k = 0``."""
+    i32 = ir.IntType(32)
+    b = builder.add(i32(base), builder.shl(k, i32(_SHIFT)))
+    return builder.select(builder.icmp_signed("==", k, i32(0)), i32(0), b)
+
+
+@intrinsic
+def _unsigned8_decode_ir(typingctx: Any, c: Any, scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        value = _code_value(builder, U8_BASE, builder.zext(args[0], ir.IntType(32)))
+        return builder.fmul(builder.bitcast(value, ir.FloatType()), args[1])
+
+    return types.float32(types.uint8, types.float32), codegen
+
+
+@intrinsic
+def _signed8_decode_ir(typingctx: Any, c: Any, scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        c = builder.sext(args[0], i32)
+        negative = builder.icmp_signed("<", c, i32(0))
+        value = _code_value(builder, S8_BASE, builder.select(negative, builder.neg(c), c))
+        value = builder.or_(value, builder.shl(builder.zext(negative, i32), i32(31)))
+        return builder.fmul(builder.bitcast(value, ir.FloatType()), args[1])
+
+    return types.float32(types.int8, types.float32), codegen
+
+
+@overload(unsigned8_decode, inline="always")
+def _unsigned8_decode_numba(c, scale):  # noqa: ANN001, ANN202 (numba matches the signature)
+    return lambda c, scale: _unsigned8_decode_ir(np.uint8(c), np.float32(scale))
+
+
+@overload(signed8_decode, inline="always")
+def _signed8_decode_numba(c, scale):  # noqa: ANN001, ANN202 (numba matches the signature)
+    return lambda c, scale: _signed8_decode_ir(np.int8(c), np.float32(scale))
+
+
+@overload(unsigned8_encode, inline="always")
+def _unsigned8_numba(x, inv_scale):  # noqa: ANN001, ANN202 (numba matches the signature)
+    return lambda x, inv_scale: _unsigned8_ir(np.float32(x), np.float32(inv_scale))
+
+
+@overload(signed8_encode, inline="always")
+def _signed8_numba(x, inv_scale):  # noqa: ANN001, ANN202 (numba matches the signature)
+    return lambda x, inv_scale: _signed8_ir(np.float32(x), np.float32(inv_scale))
+
+
+@overload(max_magnitude, inline="always")
+def _max_magnitude_numba(acc, x):  # noqa: ANN001, ANN202 (numba matches the signature)
+    return lambda acc, x: _max_magnitude_ir(np.uint32(acc), np.float32(x))
 
 
 @register_jitable

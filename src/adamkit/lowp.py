@@ -374,7 +374,7 @@ _HEADER = """\
 import numba
 import numpy as np
 from adamkit.codecs import (as_float, bf16_decode, bf16_encode, bf16_round_stochastic, counter_hash, from_bits,
-                            inverse_scale, magnitude_bits, random16, signed8_decode, signed8_encode,
+                            inverse_scale, max_magnitude, random16, signed8_decode, signed8_encode,
                             unsigned8_decode, unsigned8_encode)
 from adamkit.engine import at_address
 from {module} import {name} as rule
@@ -460,7 +460,7 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochast
         row = {j: r for r, j in enumerate(int8)}
         body = element(
             inputs, "pb", "gb", "o + j0 + i", "b{}",
-            lambda j: [f"buf[{row[j]}, i] = y{j}", f"x{j} = max(x{j}, magnitude_bits(y{j}))"],
+            lambda j: [f"buf[{row[j]}, i] = y{j}", f"x{j} = max_magnitude(x{j}, y{j})"],
         )  # fmt: skip
         lines += ["        for i in range(m):", *(f"            {x}" for x in body)]
         for j in int8:
