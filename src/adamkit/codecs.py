@@ -313,29 +313,20 @@ def _signed8_decode_ir(typingctx: Any, c: Any, scale: Any) -> Any:
     return types.float32(types.int8, types.float32), codegen
 
 
-@overload(unsigned8_decode, inline="always")
-def _unsigned8_decode_numba(c, scale):  # noqa: ANN001, ANN202 (numba matches the signature)
-    return lambda c, scale: _unsigned8_decode_ir(np.uint8(c), np.float32(scale))
+def _lower(function: Any, lowered: Any, cast_a: Any, cast_b: Any) -> None:
+    """In numba, ``function(a, b)`` is ``lowered(cast_a(a), cast_b(b))`` (an intrinsic of fixed types)."""
+
+    def typer(a, b):  # noqa: ANN001, ANN202 (numba matches the signature)
+        return lambda a, b: lowered(cast_a(a), cast_b(b))
+
+    overload(function, inline="always")(typer)
 
 
-@overload(signed8_decode, inline="always")
-def _signed8_decode_numba(c, scale):  # noqa: ANN001, ANN202 (numba matches the signature)
-    return lambda c, scale: _signed8_decode_ir(np.int8(c), np.float32(scale))
-
-
-@overload(unsigned8_encode, inline="always")
-def _unsigned8_numba(x, inv_scale):  # noqa: ANN001, ANN202 (numba matches the signature)
-    return lambda x, inv_scale: _unsigned8_ir(np.float32(x), np.float32(inv_scale))
-
-
-@overload(signed8_encode, inline="always")
-def _signed8_numba(x, inv_scale):  # noqa: ANN001, ANN202 (numba matches the signature)
-    return lambda x, inv_scale: _signed8_ir(np.float32(x), np.float32(inv_scale))
-
-
-@overload(max_magnitude, inline="always")
-def _max_magnitude_numba(acc, x):  # noqa: ANN001, ANN202 (numba matches the signature)
-    return lambda acc, x: _max_magnitude_ir(np.uint32(acc), np.float32(x))
+_lower(unsigned8_decode, _unsigned8_decode_ir, np.uint8, np.float32)
+_lower(signed8_decode, _signed8_decode_ir, np.int8, np.float32)
+_lower(unsigned8_encode, _unsigned8_ir, np.float32, np.float32)
+_lower(signed8_encode, _signed8_ir, np.float32, np.float32)
+_lower(max_magnitude, _max_magnitude_ir, np.uint32, np.float32)
 
 
 @register_jitable
