@@ -141,8 +141,9 @@ class FlatBuffer:
     def scratch(self, sources: dict[str, np.ndarray] | None) -> np.ndarray:
         """A flat scratch gradient holding this step's gradients (``sources`` by name, else ``grad``): one
         copy, laid out as ``grad``."""
-        if self._scratch is None:
-            self._scratch = np.empty_like(self.grad)
+        if self._scratch is None:  # bf16 gradients are transformed in float32 (hooks' reductions need a float)
+            wide = self.grad.dtype.name == "bfloat16"
+            self._scratch = np.empty(self.grad.shape, np.float32 if wide else self.grad.dtype)
         if sources is None:
             self._scratch[...] = self.grad
         elif self.segments:
