@@ -46,7 +46,10 @@ NONNEGATIVE_SLOTS = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "su
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype a bucket's arithmetic runs in: float32 for bf16 parameters, else the parameters' own."""
-    return np.dtype(np.float32) if dtype == BFLOAT16 else np.dtype(dtype)
+    return _COMPUTE.get(dtype, dtype)  # a dict lookup: every step asks
+
+
+_COMPUTE = {BFLOAT16: np.dtype(np.float32)}
 
 
 @dataclass
