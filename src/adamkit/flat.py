@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -89,6 +90,7 @@ class FlatBuffer:
     uniform: bool = True  # all tensors share one step count and host scalars (the fast path)
     work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
     last_cast: tuple | None = None  # (scalars, their types, cast to dtype): the last step's, reused when equal
+    lowp: Any = None  # low-precision storage (an adamkit.lowp.Precision), None for plain float state
     _all: Tensors | None = None
     _scratch: np.ndarray | None = None
 

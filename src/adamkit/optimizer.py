@@ -29,7 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._checks import check_choice, check_range
+from . import lowp
+from ._checks import check_bool, check_choice, check_range
 from .engine import ENGINES, Rule, prepare
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Segment, Tensors
 from .hooks import Hook
@@ -71,8 +72,23 @@ class Optimizer:
     #: Keys of a group that are structure, not hyperparameters.
     _STRUCTURE: ClassVar[tuple[str, ...]] = ("params", "param_names")
 
-    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused", nonfinite: str = "ignore"):
+    #: Whether the update is elementwise, so its state may be stored in low precision (``state_dtype``).
+    _LOW_PRECISION: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: Params,
+        defaults: dict[str, Any],
+        *,
+        engine: str = "fused",
+        nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
+    ):
         self.engine = check_choice("engine", engine, tuple(ENGINES))
+        self._state_dtype = lowp.check_state_dtype(type(self).__name__, state_dtype, self._LOW_PRECISION)
+        self._rounding = check_bool("stochastic_rounding", stochastic_rounding), _check_count("seed", seed)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
         self.defaults = dict(defaults)
@@ -107,6 +123,13 @@ class Optimizer:
     #: Public instance attributes; any other public name assigned on an optimizer is refused (a typo such as
     #: ``opt.learning_rate = 0.1`` must not pass silently). Subclasses extend it for attributes of their own.
     _ATTRIBUTES: ClassVar[frozenset[str]] = frozenset({"engine", "defaults", "param_groups", "hooks", "skipped_steps"})
+
+    @property
+    def state_dtype(self) -> str | None:
+        """How state slots are stored: None (the parameters' dtype), ``"bfloat16"`` or ``"int8"`` (block-wise);
+        see ``adamkit.lowp``. bf16 parameters are updated in float32 and written back with stochastic rounding
+        (``stochastic_rounding=True``, reproducible from ``seed``) or rounded to nearest."""
+        return self._state_dtype
 
     @property
     def nonfinite(self) -> str:
@@ -207,6 +230,8 @@ class Optimizer:
             for dtype in dict.fromkeys(a.dtype for _, a in named)
         ]
         for flat in flats:
+            self._low_precision(flat)
+        for flat in flats:
             for i, seg in enumerate(flat.segments):
                 self._where[seg.name] = (flat, seg)
                 self._param_views[seg.name] = flat.params[i]
@@ -219,6 +244,24 @@ class Optimizer:
         self.param_groups.append(group)
         self._flats.append(flats)
         self._containers.append((container, list(container) if isinstance(container, Mapping) else None))
+
+    def _low_precision(self, flat: FlatBuffer) -> None:
+        """Give ``flat`` its low-precision storage (``state_dtype``, or bf16 parameters), or refuse it."""
+        bf16 = flat.dtype == lowp.BFLOAT16
+        if self._state_dtype is None and not bf16:
+            return
+        name = flat.segments[0].name
+        if bf16 and not self._LOW_PRECISION:
+            raise TypeError(
+                f"parameter {name!r} is bfloat16: {type(self).__name__} supports float32 and float64 parameters "
+                "(bfloat16 needs an elementwise optimizer)"
+            )
+        if flat.dtype == np.float64:
+            raise TypeError(
+                f"state_dtype={self._state_dtype!r} needs float32 or bfloat16 parameters; parameter {name!r} is "
+                "float64"
+            )
+        flat.lowp = lowp.Precision.of(flat, self._state_dtype, *self._rounding)
 
     def __getstate__(self) -> dict:
         """For copy and pickle: the views into buffers are rebuilt on the other side (``__setstate__``)."""
@@ -382,7 +425,8 @@ class Optimizer:
         types = tuple(map(type, scalars))
         last = flat.last_cast
         if last is None or last[0] != scalars or last[1] != types:
-            last = flat.last_cast = scalars, types, _cast(scalars, flat.dtype, names, type(self).__name__)
+            dtype = lowp.compute_dtype(flat.dtype)
+            last = flat.last_cast = scalars, types, _cast(scalars, dtype, names, type(self).__name__)
         return last[2]
 
     def _gradients_finite(self, skip: frozenset[str], sources: dict[str, np.ndarray] | None) -> bool:
@@ -426,7 +470,7 @@ class Optimizer:
         for members in runs:
             first = members[0] if members else 0
             t = flat.steps[first] + 1
-            view = Run(flat.dtype, flat.state, dict(flat.scalars[first]))
+            view = Run(lowp.compute_dtype(flat.dtype), flat.state, dict(flat.scalars[first]))
             rule, slots, scalars = self._plan(group, view, t)
             names = _scalar_names(rule, len(slots))
             if decay != 1.0:
@@ -440,9 +484,16 @@ class Optimizer:
             else:
                 g = flat.grad
             tensors = flat.tensors(members)
+            state, fill = flat.state, self._slot_fill
+            if flat.lowp is not None:
+                kinds = tuple(flat.lowp.kind(n) for n in slots)
+                lowp.prepare(self.engine, rule, flat, kinds, g, tensors, scalars)
+                arrays = [state[n] if n in state else new.setdefault(n, lowp.new_slot(flat, n, fill(group, n))) for n in slots]
+                key = lowp.codecs.stream_key(self._rounding[1], flat.lowp.salt, t)
+                jobs.append(LowPrecisionJob(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new, key))
+                continue
             packed = tensors.flat is not None and isinstance(g, np.ndarray)
             prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
-            state, fill = flat.state, self._slot_fill
             arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
             jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
         return jobs
@@ -491,8 +542,9 @@ class Optimizer:
                 raise TypeError(f"grads[{name!r}] must be a NumPy array, got {type(g).__name__}")
             if g.shape != shape:
                 raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {shape}")
-            if g.dtype != dtype:
-                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {dtype}")
+            if g.dtype != dtype and not (dtype == lowp.BFLOAT16 and g.dtype == np.float32):
+                expected = f"{dtype} or float32" if dtype == lowp.BFLOAT16 else str(dtype)
+                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {expected}")
         return {name: np.asarray(g) for name, g in zip(names, arrays)}
 
     def _layout(self) -> list[tuple[tuple[int, ...], np.dtype]]:
@@ -516,7 +568,7 @@ class Optimizer:
         """What a tensor's state entry may hold for ``group``: ``step``, its slots and its host scalars."""
         run = Run(dtype, {}, {})
         _, slots, _ = self._plan(group, run, 1)
-        return {"step", *slots, *run.scalars}
+        return {"step", *slots, *(s + lowp.SCALE for s in slots), *run.scalars}
 
     # ------------------------------------------------------------------------------------ state dict
     def state_dict(self) -> dict[str, Any]:
@@ -531,7 +583,8 @@ class Optimizer:
                     if flat.steps[i] == 0 and not flat.state:
                         continue
                     entry: dict[str, Any] = {"step": flat.steps[i]}
-                    entry.update({k: seg.view(arr).copy() for k, arr in flat.state.items()})
+                    for k, arr in flat.state.items():
+                        entry.update(lowp.entries(flat, i, k, arr) if flat.lowp else {k: seg.view(arr).copy()})
                     entry.update(flat.scalars[i])
                     state[seg.name] = entry
         groups = []
@@ -645,15 +698,20 @@ class Job:
     def run(self, engine: Any) -> None:
         engine(self.rule, self.tensors, self.g, self.slots, self.args)
 
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """Every state array ``run`` may write."""
+        return self.slots
+
     def snapshot(self) -> Any:
         """A function that puts back what ``run`` may write (parameters and slots)."""
         params = [v.copy() for v in self.tensors.views]
-        slots = [s.copy() for s in self.slots]
+        slots = [s.copy() for s in self.arrays]
 
         def restore() -> None:
             for view, saved in zip(self.tensors.views, params):
                 view[...] = saved
-            for slot, saved in zip(self.slots, slots):
+            for slot, saved in zip(self.arrays, slots):
                 slot[...] = saved
 
         return restore
@@ -673,6 +731,22 @@ class Job:
         flat.uniform = len(set(flat.steps)) == 1 and all(x == flat.scalars[0] for x in flat.scalars)
 
 
+@dataclass
+class LowPrecisionJob(Job):
+    """A kernel call over a low-precision bucket (``adamkit.lowp``): ``slots`` are ``lowp.Coded`` slots, ``key``
+    the step's stochastic-rounding key."""
+
+    key: Any = None
+
+    def run(self, engine: Any) -> None:
+        step = lowp.step_numpy if engine is ENGINES["numpy"] else lowp.step_fused
+        step(self.rule, self.flat, self.tensors, self.g, self.slots, self.args, self.key)
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        return [a for s in self.slots for a in s.arrays()]
+
+
 def _filled(flat: FlatBuffer, fill: float) -> np.ndarray:
     return np.full(flat.size, fill, dtype=flat.dtype)
 
@@ -683,7 +757,7 @@ def _scalar_names(rule: Rule, n_slots: int) -> tuple[str, ...]:
     return tuple(inspect.signature(rule).parameters)[2 + n_slots :]
 
 
-NONNEGATIVE_SLOTS = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta", "exp_inf"})
+NONNEGATIVE_SLOTS = lowp.NONNEGATIVE_SLOTS
 """Slots that hold second moments or accumulators of squares: a negative value is corrupt (√ of it is NaN)."""
 
 
@@ -699,15 +773,15 @@ def _gather_state(
     for seg, e in zip(flat.segments, entries):
         if not isinstance(e, Mapping):
             raise TypeError(f"state[{seg.name!r}] must be a dict, got {type(e).__name__}")
-    slot_names = sorted({k for e in entries for k, v in e.items() if isinstance(v, np.ndarray)})
+    names = {k for e in entries for k, v in e.items() if isinstance(v, np.ndarray) and not k.endswith(lowp.SCALE)}
     slots = {}
-    for slot in slot_names:
-        arr = np.full(flat.size, fill(slot), dtype=flat.dtype)
+    for slot in sorted(names):
+        arr = np.full(flat.size, fill(slot), dtype=lowp.compute_dtype(flat.dtype))
         for seg, e in zip(flat.segments, entries):
             if slot not in e:
                 continue
-            value = np.asarray(e[slot])
             where = f"state[{seg.name!r}][{slot!r}]"
+            value = lowp.entry_values(e, slot, seg.shape, where)  # low-precision codes: dequantized, explicitly
             if value.shape != seg.shape:
                 raise ValueError(f"{where} has shape {value.shape}, expected {seg.shape}")
             if value.dtype.kind != "f":
@@ -717,7 +791,7 @@ def _gather_state(
             if slot in NONNEGATIVE_SLOTS and np.any(value < 0):
                 raise ValueError(f"{where} holds negative values; it accumulates squares, so it must be >= 0")
             seg.view(arr)[...] = value
-        slots[slot] = arr
+        slots[slot] = lowp.quantize(flat, slot, arr) if flat.lowp else arr  # quantized, explicitly
     steps = [_check_count(f"state[{seg.name!r}]['step']", e.get("step", 0)) for seg, e in zip(flat.segments, entries)]
     scalars = []
     for seg, e in zip(flat.segments, entries):
@@ -805,8 +879,8 @@ def _check_array(name: str, array: Any, *, packed: bool) -> None:
     """A parameter must be a float32/float64 ndarray; one updated in place must be C-contiguous and writeable."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"parameter {name!r} must be a NumPy array, got {type(array).__name__}")
-    if array.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64")
+    if array.dtype not in SUPPORTED_DTYPES and array.dtype != lowp.BFLOAT16:
+        raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64, ml_dtypes.bfloat16")
     if packed:
         return
     if not array.flags.c_contiguous:

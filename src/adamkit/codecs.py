@@ -1,0 +1,215 @@
+"""Storage codecs for low-precision optimizer state and bf16 parameters: float32 ↔ a few bits, cheaply.
+
+Every codec is written once and runs in both engines: on whole NumPy arrays (the reference engine) and on
+scalars inside a numba kernel (inlined into the fused loop). The bit reinterpretation float32 ↔ uint32 is an
+LLVM ``bitcast`` in numba (``bits``/``from_bits``: a scalar, no memory, the loop stays vectorized) and
+``ndarray.view`` in NumPy. All integer work is exact, so both engines agree bit for bit.
+
+Codecs (``x`` a float32, codes are plain NumPy integer arrays):
+
+- **bf16** (``bf16_encode``/``bf16_decode``): the top 16 bits of the float32, rounded to nearest, ties to even.
+  Relative error ≤ 2⁻⁹ for normal values; decode is a shift and exact.
+- **bf16 with stochastic rounding** (``bf16_round_stochastic``): rounds up with probability equal to the
+  discarded fraction, from a counter-based hash of (key, element index, step): unbiased, reproducible.
+- **int8 block-wise** (``unsigned8_encode`` for non-negative slots, ``signed8_encode`` for the others): the value
+  divided by its block's absmax, then an fp8-like code made of the float's exponent and top 3 mantissa bits
+  (the float's bit pattern minus a bias, shifted: an integer subtraction, no search).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import intrinsic, overload, register_jitable
+
+BLOCK = 256
+"""Elements per block of the int8 codes (one float32 absmax scale each)."""
+
+MANTISSA = 3
+"""Mantissa bits kept by the int8 codes: relative spacing 2⁻³, so a relative rounding error ≤ 2⁻⁴."""
+_SHIFT = 23 - MANTISSA
+_HALF = 1 << (_SHIFT - 1)
+_ONE = 0x3F800000  # bits of 1.0f
+U8_BASE = _ONE - (255 << _SHIFT)
+"""Bits of the unsigned code 0's virtual value: code ``c ≥ 1`` decodes to ``from_bits(U8_BASE + c << 20)``."""
+S8_BASE = _ONE - (127 << _SHIFT)
+"""As ``U8_BASE`` for the signed codes' magnitude ``k = |c|`` (127 ↔ 1.0)."""
+U8_SMALLEST = float(np.array([U8_BASE + (1 << _SHIFT)], np.uint32).view(np.float32)[0])
+"""The smallest non-zero unsigned code value, × the block's absmax (≈ 2⁻³¹·⁷⁵ ≈ 2.9e-10)."""
+S8_SMALLEST = float(np.array([S8_BASE + (1 << _SHIFT)], np.uint32).view(np.float32)[0])
+"""The smallest non-zero signed code magnitude, × the block's absmax (≈ 2⁻¹⁵·⁷⁵ ≈ 1.8e-5)."""
+
+
+# ------------------------------------------------------------------------------------ bit reinterpretation
+def bits(x: Any) -> Any:
+    """The bit pattern of float32 ``x`` as uint32 (``x.view(np.uint32)`` on arrays; a bitcast in numba)."""
+    return np.asarray(x, np.float32).view(np.uint32)
+
+
+def from_bits(u: Any) -> Any:
+    """The float32 whose bit pattern is ``u`` (uint32)."""
+    return np.asarray(u, np.uint32).view(np.float32)
+
+
+@intrinsic
+def _bitcast_f32_u32(typingctx: Any, x: Any) -> Any:
+    if x != types.float32:
+        raise TypingError(f"bits() takes a float32, got {x}")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+
+    return types.uint32(x), codegen
+
+
+@intrinsic
+def _bitcast_u32_f32(typingctx: Any, u: Any) -> Any:
+    if u != types.uint32:
+        raise TypingError(f"from_bits() takes a uint32, got {u}")
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.bitcast(args[0], context.get_value_type(types.float32))
+
+    return types.float32(u), codegen
+
+
+@overload(bits, inline="always")
+def _bits_numba(x):  # noqa: ANN001, ANN202 (numba matches the signature)
+    if isinstance(x, types.Float):
+        return lambda x: _bitcast_f32_u32(np.float32(x))
+    return None
+
+
+@overload(from_bits, inline="always")
+def _from_bits_numba(u):  # noqa: ANN001, ANN202 (numba matches the signature)
+    if isinstance(u, types.Integer):
+        return lambda u: _bitcast_u32_f32(np.uint32(u))
+    return None
+
+
+# --------------------------------------------------------------------------------------------------- bf16
+@register_jitable
+def bf16_encode(x):  # noqa: ANN001, ANN201 (numba)
+    """float32 → bf16 word (uint16), round to nearest, ties to even: ``(u + 0x7FFF + ((u >> 16) & 1)) >> 16``.
+
+    Error bound: ``|decode(encode(x)) − x| ≤ 2⁻⁹·|x|`` for normal ``x`` (half a unit in the 8th significant bit);
+    ±0 and ±inf are exact; beyond bf16's largest finite value (≈ 3.39e38) a value rounds to ±inf, as ml_dtypes'
+    conversion does. A NaN stays NaN unless its payload lies only in the 16 dropped bits.
+    """
+    u = np.uint64(bits(x))
+    return np.uint16((u + np.uint64(0x7FFF) + ((u >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16))
+
+
+@register_jitable
+def bf16_decode(w):  # noqa: ANN001, ANN201 (numba)
+    """bf16 word → float32: ``w << 16`` reinterpreted (exact)."""
+    return from_bits(np.uint32(w) << np.uint32(16))
+
+
+def stream_key(seed: int, salt: int, step: int) -> np.uint64:
+    """The per-step key of ``counter_hash``: a splitmix64 mix of (seed, salt, step), on the host (Python ints)."""
+    mask = (1 << 64) - 1
+    x = (seed * 0x9E3779B97F4A7C15 + salt * 0xD1B54A32D192ED03 + step * 0xAF251AF3B0F025B5) & mask
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & mask
+    return np.uint64(x ^ (x >> 31))
+
+
+@register_jitable
+def counter_hash(key, index):  # noqa: ANN001, ANN201 (numba)
+    """16 pseudo-random bits from (key, element index): a splitmix64 finaliser of ``key + index·φ`` (uint64,
+    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking."""
+    x = np.uint64(key) + np.uint64(index) * np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (x ^ (x >> np.uint64(31))) >> np.uint64(48)
+
+
+@register_jitable
+def bf16_round_stochastic(x, key, index):  # noqa: ANN001, ANN201 (numba)
+    """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r`` the
+    16 bits of ``counter_hash(key, index)`` (``key = stream_key(seed, salt, step)``). Unbiased:
+    ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16 unit
+    (``|decode − x| < 2⁻⁷·|x|``)."""
+    u = np.uint64(bits(x))
+    return np.uint16((u + counter_hash(key, index)) >> np.uint64(16))
+
+
+# --------------------------------------------------------------------------------------------- int8 codes
+@register_jitable
+def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
+    """A non-negative float32 → uint8 code of ``y = x·inv_scale`` (``inv_scale = 1/absmax``, so ``y ∈ [0, 1]``).
+
+    Code ``c ≥ 1`` stands for ``from_bits(U8_BASE + c·2²⁰)``: an unsigned fp8 with 5 exponent bits' worth of
+    range (31.75 binades, down to ``U8_SMALLEST ≈ 2.9e-10``) and 3 mantissa bits; 255 ↔ 1.0. Rounded to nearest
+    by adding half a code to the bit pattern. ``y = 0`` ↔ code 0; **no non-zero value gets code 0**: values
+    below the smallest code are raised to it (the second moment's ``1/√v`` can never blow up).
+
+    Error bound (relative to the block's absmax ``s``): ``|decode − x| ≤ 2⁻⁴·x + 2⁻²⁰·s`` for
+    ``x ≥ U8_SMALLEST·s``; below it ``decode = U8_SMALLEST·s`` (never 0, never more than that).
+    """
+    u = np.int64(bits(x * inv_scale))
+    c = (u + np.int64(_HALF - U8_BASE)) >> np.int64(_SHIFT)
+    return np.uint8(np.minimum(np.maximum(c, np.minimum(u, np.int64(1))), np.int64(255)))
+
+
+@register_jitable
+def unsigned8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
+    """uint8 code → float32 ``value(c)·scale`` (``value(0) = 0``)."""
+    c = np.uint32(c)
+    return from_bits((np.uint32(U8_BASE) + (c << np.uint32(_SHIFT))) * np.minimum(c, np.uint32(1))) * scale
+
+
+@register_jitable
+def signed8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
+    """A float32 → int8 code ``±k`` of ``y = x·inv_scale ∈ [−1, 1]``; the magnitude ``k ≥ 1`` stands for
+    ``from_bits(S8_BASE + k·2²⁰)``: a signed fp8 (4 exponent bits' worth: 15.75 binades, down to
+    ``S8_SMALLEST ≈ 1.8e-5``; 3 mantissa bits); 127 ↔ 1.0. Rounded to nearest in the bit pattern; magnitudes
+    below ``(15/16)·S8_SMALLEST`` become 0 (a first moment that small moves nothing).
+
+    Error bound (``s`` the block's absmax): ``|decode − x| ≤ 2⁻⁴·|x| + 2⁻²⁰·s`` for ``|x| ≥ S8_SMALLEST·s``,
+    and ``≤ S8_SMALLEST·s`` below it; the sign is kept (or the code is 0).
+    """
+    u = np.int64(bits(x * inv_scale))
+    magnitude = u & np.int64(0x7FFFFFFF)
+    k = np.minimum(np.maximum((magnitude + np.int64(_HALF - S8_BASE)) >> np.int64(_SHIFT), np.int64(0)), np.int64(127))
+    return np.int8(k - ((u >> np.int64(31)) & np.int64(1)) * (k + k))
+
+
+@register_jitable
+def signed8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
+    """int8 code → float32 ``±value(|c|)·scale`` (``value(0) = 0``)."""
+    c = np.int32(c)
+    k = np.uint32(np.abs(c))
+    sign = np.uint32(c < 0) << np.uint32(31)
+    return from_bits(((np.uint32(S8_BASE) + (k << np.uint32(_SHIFT))) * np.minimum(k, np.uint32(1))) | sign) * scale
+
+
+@register_jitable
+def magnitude_bits(x):  # noqa: ANN001, ANN201 (numba)
+    """The bits of ``|x|`` (float32), as uint32: ordered as the magnitudes are, so a block's absmax is an integer
+    maximum (which vectorizes; a float maximum does not without fastmath)."""
+    return bits(x) & np.uint32(0x7FFFFFFF)
+
+
+@register_jitable
+def inverse_scale(absmax):  # noqa: ANN001, ANN201 (numba)
+    """``1/absmax`` in float32, 0 for an all-zero block (every code 0 then)."""
+    return np.float32(1.0) / np.maximum(absmax, np.float32(1.1754944e-38)) * np.float32(absmax > 0)
+
+
+def as_float(x: Any) -> Any:
+    """A parameter or gradient as the rule computes with it: bf16 words (uint16) decoded to float32, floats as
+    they are."""
+    x = np.asarray(x)
+    return bf16_decode(x) if x.dtype == np.uint16 else x
+
+
+@overload(as_float, inline="always")
+def _as_float_numba(x):  # noqa: ANN001, ANN202 (numba matches the signature)
+    if isinstance(x, types.Integer):
+        return lambda x: bf16_decode(x)
+    return lambda x: x
