@@ -1,6 +1,11 @@
 """Low-precision AdamW on CPU, side by side in one process: adamkit's options against the peers that offer
 8-bit state or bf16 parameters with stochastic rounding, and against torch's fused fp32 AdamW.
 
+adamkit rows run through ``adamkit.torch.AdamW`` (the same kernel as the NumPy API; ``benchmarks/bench_lowp.py``
+has those rows on NumPy arrays with float32 gradients and each option's own memory floor): fp32,
+``state_dtype="bfloat16"``, ``state_dtype="int8"``, a bf16 model (bf16 state, stochastic rounding) and a bf16
+model with int8 state.
+
 Peers, each as its CPU path runs in the installed version (``pip install ".[bench]"``):
 
 - ``torch fused``: ``torch.optim.AdamW(fused=True)``, fp32 parameters and state.
@@ -12,7 +17,7 @@ Peers, each as its CPU path runs in the installed version (``pip install ".[benc
   multiple of the block (256; 128 for 4-bit), hence the sizes here are multiples of 4096.
 - ``torchao bf16 SR``: ``torchao.optim._AdamW(bf16_stochastic_round=True)`` on bf16 parameters (fp32 state),
   and ``torchao AdamW8bit bf16 SR`` on bf16 parameters with 8-bit state. torch wants bf16 gradients for bf16
-  parameters: those two rows read bf16 gradients, every other row float32 ones.
+  parameters: the bf16-parameter rows (torchao's and adamkit's) read bf16 gradients, every other row float32.
 
 Rows are timed interleaved (``adamkit.lab.bench.median_ms``), medians after warm-up; read the ratios, not
 the absolute times. ``B/param``: bytes of optimizer state per parameter, summed over the state's tensors
@@ -21,7 +26,7 @@ the absolute times. ``B/param``: bytes of optimizer state per parameter, summed 
     python benchmarks/bench_lowp_peers.py [--quick] [--sizes 10000000,100000000] [--only a,b] [--json PATH]
 
 ``--quick``: 1M and 4M elements, a few runs. At 100M every row holds its own parameters and state at once
-(about 8 GB in all).
+(about 10 GB in all; ``--only`` to take fewer).
 """
 
 from __future__ import annotations
@@ -86,6 +91,10 @@ def torchao(name: str, **kwargs) -> Callable:
 ROWS: list[tuple[str, Callable, torch.dtype]] = [
     ("torch fused fp32", lambda ps: torch.optim.AdamW(ps, lr=LR, fused=True), torch.float32),
     ("adamkit fp32", lambda ps: at.AdamW(ps, lr=LR), torch.float32),
+    ("adamkit bf16 state", lambda ps: at.AdamW(ps, lr=LR, state_dtype="bfloat16"), torch.float32),
+    ("adamkit int8 state", lambda ps: at.AdamW(ps, lr=LR, state_dtype="int8"), torch.float32),
+    ("adamkit bf16 params SR", lambda ps: at.AdamW(ps, lr=LR), torch.bfloat16),
+    ("adamkit bf16 params int8 SR", lambda ps: at.AdamW(ps, lr=LR, state_dtype="int8"), torch.bfloat16),
     ("bnb AdamW8bit", bnb_adamw8bit, torch.float32),
     ("torchao AdamW8bit", torchao("AdamW8bit"), torch.float32),
     ("torchao AdamW4bit", torchao("AdamW4bit"), torch.float32),
