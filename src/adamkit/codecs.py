@@ -8,7 +8,7 @@ LLVM ``bitcast`` in numba (``bits``/``from_bits``: a scalar, no memory, the loop
 Codecs (``x`` a float32, codes are plain NumPy integer arrays):
 
 - **bf16** (``bf16_encode``/``bf16_decode``): the top 16 bits of the float32, rounded to nearest, ties to even.
-  Relative error ≤ 2⁻⁹ for normal values; decode is a shift and exact.
+  Relative error ≤ 2⁻⁸ for normal values; decode is a shift and exact.
 - **bf16 with stochastic rounding** (``bf16_round_stochastic``): rounds up with probability equal to the
   discarded fraction, from a counter-based hash of (key, element index, step): unbiased, reproducible.
 - **int8 block-wise** (``unsigned8_encode`` for non-negative slots, ``signed8_encode`` for the others): the value
@@ -95,7 +95,7 @@ def _from_bits_numba(u):  # noqa: ANN001, ANN202 (numba matches the signature)
 def bf16_encode(x):  # noqa: ANN001, ANN201 (numba)
     """float32 → bf16 word (uint16), round to nearest, ties to even: ``(u + 0x7FFF + ((u >> 16) & 1)) >> 16``.
 
-    Error bound: ``|decode(encode(x)) − x| ≤ 2⁻⁹·|x|`` for normal ``x`` (half a unit in the 8th significant bit);
+    Error bound: ``|decode(encode(x)) − x| ≤ 2⁻⁸·|x|`` for normal ``x`` (half a unit in the 8th significant bit);
     ±0 and ±inf are exact; beyond bf16's largest finite value (≈ 3.39e38) a value rounds to ±inf, as ml_dtypes'
     conversion does. A NaN stays NaN unless its payload lies only in the 16 dropped bits.
     """
@@ -120,25 +120,38 @@ def stream_key(seed: int, salt: int, step: int) -> np.uint64:
 
 @register_jitable
 def counter_hash(key, index):  # noqa: ANN001, ANN201 (numba)
-    """16 pseudo-random bits from (key, element index): a splitmix64 finaliser of ``key + index·φ`` (uint64,
-    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking."""
+    """64 pseudo-random bits from (key, element index): the splitmix64 finaliser of ``key + index·φ`` (uint64,
+    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking. One hash
+    serves four stochastic roundings of an element (``random16(h, 0..3)``)."""
     x = np.uint64(key) + np.uint64(index) * np.uint64(0x9E3779B97F4A7C15)
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return (x ^ (x >> np.uint64(31))) >> np.uint64(48)
+    return x ^ (x >> np.uint64(31))
 
 
 @register_jitable
-def bf16_round_stochastic(x, key, index):  # noqa: ANN001, ANN201 (numba)
-    """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r`` the
-    16 bits of ``counter_hash(key, index)`` (``key = stream_key(seed, salt, step)``). Unbiased:
-    ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16 unit
-    (``|decode − x| < 2⁻⁷·|x|``)."""
-    u = np.uint64(bits(x))
-    return np.uint16((u + counter_hash(key, index)) >> np.uint64(16))
+def random16(h, k):  # noqa: ANN001, ANN201 (numba)
+    """The ``k``-th 16-bit field (k = 0..3, from the top) of the 64-bit hash ``h``."""
+    return (h >> np.uint64(48 - 16 * k)) & np.uint64(0xFFFF)
+
+
+@register_jitable
+def bf16_round_stochastic(x, r):  # noqa: ANN001, ANN201 (numba)
+    """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r``
+    16 random bits (``random16(counter_hash(key, index), k)``, ``key = stream_key(seed, salt, step)``).
+    Unbiased: ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16
+    unit (``|decode − x| < 2⁻⁷·|x|``)."""
+    return np.uint16((np.uint64(bits(x)) + np.uint64(r)) >> np.uint64(16))
 
 
 # --------------------------------------------------------------------------------------------- int8 codes
+@register_jitable
+def magnitude_bits(x):  # noqa: ANN001, ANN201 (numba)
+    """The bits of ``|x|`` (float32), as uint32: ordered as the magnitudes are, so a block's absmax is an integer
+    maximum (which vectorizes; a float maximum does not without fastmath)."""
+    return bits(x) & np.uint32(0x7FFFFFFF)
+
+
 @register_jitable
 def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
     """A non-negative float32 → uint8 code of ``y = x·inv_scale`` (``inv_scale = 1/absmax``, so ``y ∈ [0, 1]``).
@@ -146,14 +159,16 @@ def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
     Code ``c ≥ 1`` stands for ``from_bits(U8_BASE + c·2²⁰)``: an unsigned fp8 with 5 exponent bits' worth of
     range (31.75 binades, down to ``U8_SMALLEST ≈ 2.9e-10``) and 3 mantissa bits; 255 ↔ 1.0. Rounded to nearest
     by adding half a code to the bit pattern. ``y = 0`` ↔ code 0; **no non-zero value gets code 0**: values
-    below the smallest code are raised to it (the second moment's ``1/√v`` can never blow up).
+    below the smallest code are raised to it, so in a block whose absmax is a normal float no non-zero value
+    decodes to 0 (the second moment's ``1/√v`` can never blow up).
 
     Error bound (relative to the block's absmax ``s``): ``|decode − x| ≤ 2⁻⁴·x + 2⁻²⁰·s`` for
     ``x ≥ U8_SMALLEST·s``; below it ``decode = U8_SMALLEST·s`` (never 0, never more than that).
     """
-    u = np.int64(bits(x * inv_scale))
+    u = np.int64(magnitude_bits(x * inv_scale))  # the sign ignored: −0 → code 0
     c = (u + np.int64(_HALF - U8_BASE)) >> np.int64(_SHIFT)
-    return np.uint8(np.minimum(np.maximum(c, np.minimum(u, np.int64(1))), np.int64(255)))
+    nonzero = np.minimum(np.int64(magnitude_bits(x)), np.int64(1))  # x ≠ 0 (even if x·inv_scale underflows)
+    return np.uint8(np.minimum(np.maximum(c, nonzero), np.int64(255)))
 
 
 @register_jitable
@@ -189,15 +204,10 @@ def signed8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
 
 
 @register_jitable
-def magnitude_bits(x):  # noqa: ANN001, ANN201 (numba)
-    """The bits of ``|x|`` (float32), as uint32: ordered as the magnitudes are, so a block's absmax is an integer
-    maximum (which vectorizes; a float maximum does not without fastmath)."""
-    return bits(x) & np.uint32(0x7FFFFFFF)
-
-
-@register_jitable
 def inverse_scale(absmax):  # noqa: ANN001, ANN201 (numba)
-    """``1/absmax`` in float32, 0 for an all-zero block (every code 0 then)."""
+    """``1/absmax`` in float32, 0 for an all-zero block (every code 0 then). A block whose absmax is subnormal
+    (below 1.18e-38, effectively zero for an optimizer) uses ``1/1.18e-38``: its values decode within ``absmax``
+    of themselves, not within the relative bounds above."""
     return np.float32(1.0) / np.maximum(absmax, np.float32(1.1754944e-38)) * np.float32(absmax > 0)
 
 

@@ -21,6 +21,7 @@ with whole-array NumPy code, tensor by tensor; both agree bit for bit.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -223,10 +224,12 @@ def _decode_tensor(coded: Coded, prec: Precision, i: int, offset: int, n: int) -
     return (codecs.unsigned8_decode if coded.kind == "u8" else codecs.signed8_decode)(codes, scale)
 
 
-def _encode_tensor(coded: Coded, prec: Precision, i: int, offset: int, y: np.ndarray) -> None:
+def _encode_tensor(coded: Coded, prec: Precision, i: int, offset: int, y: np.ndarray, r: Any = None) -> None:
+    """Store tensor ``i``'s new values ``y`` of a slot; bf16 with the random bits ``r`` rounds stochastically."""
     n = y.size
     if coded.kind == "bf16":
-        coded.codes[offset : offset + n] = codecs.bf16_encode(y)
+        words = codecs.bf16_encode(y) if r is None else codecs.bf16_round_stochastic(y, r)
+        coded.codes[offset : offset + n] = words
         return
     if prec.small_at[i] >= 0:
         q = prec.small_at[i]
@@ -238,23 +241,42 @@ def _encode_tensor(coded: Coded, prec: Precision, i: int, offset: int, y: np.nda
     absmax = codecs.from_bits(padded.reshape(nb, BLOCK).max(axis=1))
     coded.scales[b : b + nb] = absmax
     inv = np.repeat(codecs.inverse_scale(absmax), BLOCK)[:n]
-    coded.codes[offset : offset + n] = (codecs.unsigned8_encode if coded.kind == "u8" else codecs.signed8_encode)(
-        y, inv
-    )
+    encode = codecs.unsigned8_encode if coded.kind == "u8" else codecs.signed8_encode
+    coded.codes[offset : offset + n] = encode(y, inv)
 
 
 # ------------------------------------------------------------------------------------------------ engines
+_SECOND_KEY = np.uint64(0x5851F42D4C957F2D)  # xor-ed into the key for the 5th to 8th rounding of an element
+
+
+def random_fields(prec: Precision, slot_kinds: Sequence[str]) -> dict[Any, int]:
+    """Which 16-bit field of an element's hashes each stochastic rounding uses: ``"p"`` (bf16 parameters), then
+    each bf16 slot by position (``stochastic_rounding=True``; none otherwise)."""
+    if not prec.stochastic_rounding:
+        return {}
+    users = (["p"] if prec.bf16_params else []) + [j for j, kind in enumerate(slot_kinds) if kind == "bf16"]
+    return {user: k for k, user in enumerate(users)}
+
+
+def _random(key: np.uint64, index: np.ndarray, field: int) -> np.ndarray:
+    """NumPy: the 16 random bits of ``field`` for elements ``index``."""
+    h = codecs.counter_hash(key if field < 4 else key ^ _SECOND_KEY, index)
+    return codecs.random16(h, field % 4)
+
+
 def step_numpy(
     rule: Rule, flat: FlatBuffer, tensors: Tensors, g: Any, slots: Sequence[Coded], scalars: tuple, key: np.uint64
 ) -> None:
     """The reference engine: tensor by tensor, decode (NumPy), the rule on whole arrays, encode."""
     prec: Precision = flat.lowp
+    fields = random_fields(prec, kinds(slots))
     starts = {seg.offset: i for i, seg in enumerate(flat.segments) if seg.size}
     for k, (p, offset) in enumerate(zip(tensors.views, tensors.offsets)):
         n = p.size
         if n == 0:
             continue
         i = starts[offset]
+        index = offset + np.arange(n, dtype=np.int64)
         gk = g[offset : offset + n] if isinstance(g, np.ndarray) else g[k]
         words = p.view(np.uint16) if prec.bf16_params else p
         values = [_decode_tensor(s, prec, i, offset, n) for s in slots]
@@ -262,12 +284,13 @@ def step_numpy(
         new_p = np.broadcast_to(np.asarray(results[0], np.float32 if prec.bf16_params else p.dtype), (n,))
         if not prec.bf16_params:
             p[...] = new_p
-        elif prec.stochastic_rounding:
-            words[...] = codecs.bf16_round_stochastic(new_p, key, offset + np.arange(n, dtype=np.int64))
+        elif "p" in fields:
+            words[...] = codecs.bf16_round_stochastic(new_p, _random(key, index, fields["p"]))
         else:
             words[...] = codecs.bf16_encode(new_p)
-        for s, y in zip(slots, results[1:]):
-            _encode_tensor(s, prec, i, offset, np.broadcast_to(np.asarray(y, np.float32), (n,)))
+        for j, (s, y) in enumerate(zip(slots, results[1:])):
+            r = _random(key, index, fields[j]) if j in fields else None
+            _encode_tensor(s, prec, i, offset, np.broadcast_to(np.asarray(y, np.float32), (n,)), r)
 
 
 def _words(x: np.ndarray) -> np.ndarray:
@@ -280,7 +303,7 @@ def step_fused(
 ) -> None:
     """The fused engine: one kernel call over the chunk table of ``tensors``."""
     prec: Precision = flat.lowp
-    kernels = _kernels(rule, kinds(slots), _param_write(prec))
+    kernels = _kernels(rule, kinds(slots), *_writes(prec))
     p_like = _words(tensors.views[0][:0]) if tensors.views else np.empty(0, np.float32)
     if isinstance(g, np.ndarray):
         g_like = _words(g[:0])
@@ -309,10 +332,9 @@ def kinds(slots: Sequence[Coded]) -> tuple[str, ...]:
     return tuple(s.kind for s in slots)
 
 
-def _param_write(prec: Precision) -> str:
-    if not prec.bf16_params:
-        return "float"
-    return "stochastic" if prec.stochastic_rounding else "nearest"
+def _writes(prec: Precision) -> tuple[bool, bool]:
+    """``(bf16 parameters, stochastic rounding)``: what the kernel's writes look like."""
+    return prec.bf16_params, prec.stochastic_rounding
 
 
 def prepare(
@@ -322,7 +344,7 @@ def prepare(
     if engine != "fused":
         return
     prec: Precision = flat.lowp
-    kernels = _kernels(rule, slot_kinds, _param_write(prec))
+    kernels = _kernels(rule, slot_kinds, *_writes(prec))
     p_dtype = np.dtype(np.uint16) if prec.bf16_params else flat.dtype
     if isinstance(g, np.ndarray):
         g_dtype = _words(g[:0]).dtype
@@ -339,7 +361,8 @@ def prepare(
         if kind == "bf16":
             arrays.append(np.empty(0, np.uint16))
         else:
-            arrays += [np.empty(0, np.uint8 if kind == "u8" else np.int8), np.empty(0, np.float32), np.empty(0, np.float32)]
+            codes = np.empty(0, np.uint8 if kind == "u8" else np.int8)
+            arrays += [codes, np.empty(0, np.float32), np.empty(0, np.float32)]
     args = (at, at, np.empty((0, 4), np.int64), np.empty((0, 2), np.int64), np.empty(0, p_dtype),
             np.empty(0, g_dtype), np.uint64(0), *arrays, *scalars)  # fmt: skip
     kernels[1 if parallel else 0].compile_for(args)
@@ -354,9 +377,11 @@ _HEADER = """\
 # Generated by adamkit.lowp from {module}.{name}; do not edit.
 import numba
 import numpy as np
-from adamkit.codecs import (as_float, bf16_decode, bf16_encode, bf16_round_stochastic, from_bits, inverse_scale,
-                            magnitude_bits, signed8_decode, signed8_encode, unsigned8_decode, unsigned8_encode)
+from adamkit.codecs import (as_float, bf16_decode, bf16_encode, bf16_round_stochastic, counter_hash, from_bits,
+                            inverse_scale, magnitude_bits, random16, signed8_decode, signed8_encode,
+                            unsigned8_decode, unsigned8_encode)
 from adamkit.engine import at_address
+from adamkit.lowp import _SECOND_KEY
 from {module} import {name} as rule
 
 _options = dict(cache=CACHE, nogil=True, error_model="numpy")
@@ -389,10 +414,9 @@ chunked_serial, chunked_parallel = serial, parallel
 
 _DECODE = {"u8": "unsigned8_decode", "s8": "signed8_decode"}
 _ENCODE = {"u8": "unsigned8_encode", "s8": "signed8_encode"}
-_WRITE_P = {"float": "{x}", "nearest": "bf16_encode({x})", "stochastic": "bf16_round_stochastic({x}, key, o + {i})"}
 
 
-def _source(rule: Rule, slot_kinds: tuple[str, ...], write: str, n_scalars: int) -> str:
+def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochastic: bool, n_scalars: int) -> str:
     """The kernel module's source: a loop over chunks; in each, element by element (bf16 slots and the tensors
     kept exact), or block by block (int8: decode, rule, buffer and absmax, then encode)."""
     scalars = [f"a{j}" for j in range(n_scalars)]
@@ -400,55 +424,65 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], write: str, n_scalars: int)
     for j, kind in enumerate(slot_kinds):
         slot_args += [f"c{j}"] if kind == "bf16" else [f"c{j}", f"sc{j}", f"f{j}"]
     sargs = ", ".join(slot_args + scalars)
-    ys = [f"y{j}" for j in range(len(slot_kinds))]
-    outs = ", ".join(["pn", *ys]) + ","
+    n_slots = len(slot_kinds)
+    outs = ", ".join(["pn", *(f"y{j}" for j in range(n_slots))]) + ","
     int8 = [j for j, kind in enumerate(slot_kinds) if kind != "bf16"]
-    lines = [f"    c{j}_ = c{j}[o : o + n]" for j in range(len(slot_kinds))]
+    prec = Precision("", bf16_params, stochastic, 0, 0, np.empty(0), np.empty(0), 0, 0)
+    fields = random_fields(prec, slot_kinds)
 
-    def call(inputs: list[str], p: str, g: str, index: str) -> list[str]:
-        return [
-            f"{outs} = rule(as_float({p}[i]), as_float({g}[i]), {', '.join(inputs + scalars)})",
-            f"{p}[i] = {_WRITE_P[write].format(x='pn', i=index)}",
-        ]
+    def bf16_write(x: str, user: Any) -> str:
+        if user not in fields:
+            return f"bf16_encode({x})"
+        return f"bf16_round_stochastic({x}, random16(h{fields[user] // 4}, {fields[user] % 4}))"
 
+    def element(inputs: list[str], p: str, g: str, index: str, codes: str, int8_out: Any) -> list[str]:
+        """One element: hashes (if stochastic), the rule, the parameter and the bf16 slots (arrays ``codes``
+        formatted with the slot's number) written, ``int8_out(j)``: the lines for int8 slot ``j``."""
+        hashes = sorted({k // 4 for k in fields.values()})
+        body = [f"h{h} = counter_hash(key{' ^ _SECOND_KEY' if h else ''}, {index})" for h in hashes]
+        body += [f"{outs} = rule(as_float({p}[i]), as_float({g}[i]), {', '.join(inputs + scalars)})"]
+        body += [f"{p}[i] = {bf16_write('pn', 'p') if bf16_params else 'pn'}"]
+        for j in range(n_slots):
+            body += int8_out(j) if j in int8 else [f"{codes.format(j)}[i] = {bf16_write(f'y{j}', j)}"]
+        return body
+
+    lines = [f"    c{j}_ = c{j}[o : o + n]" for j in range(n_slots)]
     if int8:  # the tensors kept exact (float32 values in f{j}), element by element
         lines += ["    if aux[c, 1] >= 0:", "        q = aux[c, 1]"]
-        inputs = [f"f{j}[q + i]" if j in int8 else f"bf16_decode(c{j}_[i])" for j in range(len(slot_kinds))]
-        body = call(inputs, "p_", "g_", "i")
-        body += [f"f{j}[q + i] = y{j}" if j in int8 else f"c{j}_[i] = bf16_encode(y{j})" for j in range(len(ys))]
+        inputs = [f"f{j}[q + i]" if j in int8 else f"bf16_decode(c{j}_[i])" for j in range(n_slots)]
+        body = element(inputs, "p_", "g_", "o + i", "c{}_", lambda j: [f"f{j}[q + i] = y{j}"])
         lines += ["        for i in range(n):", *(f"            {x}" for x in body), "        return"]
         # block by block; each block's arrays sliced, so the loops run over range(m) (and vectorize)
         lines += [f"    buf = np.empty(({len(int8)}, BLOCK), np.float32)", "    for j0 in range(0, n, BLOCK):"]
         lines += ["        m = min(BLOCK, n - j0)", "        blk = aux[c, 0] + j0 // BLOCK"]
         lines += ["        pb = p_[j0 : j0 + m]; gb = g_[j0 : j0 + m]"]
-        lines += [f"        b{j} = c{j}_[j0 : j0 + m]" for j in range(len(slot_kinds))]
+        lines += [f"        b{j} = c{j}_[j0 : j0 + m]" for j in range(n_slots)]
         lines += [f"        d{j} = sc{j}[blk]; x{j} = np.uint32(0)" for j in int8]
         inputs = [
             f"{_DECODE[kind]}(b{j}[i], d{j})" if j in int8 else f"bf16_decode(b{j}[i])"
             for j, kind in enumerate(slot_kinds)
         ]
-        body = call(inputs, "pb", "gb", "j0 + i")
-        for r, j in enumerate(int8):
-            body += [f"buf[{r}, i] = y{j}", f"x{j} = max(x{j}, magnitude_bits(y{j}))"]
-        body += [f"b{j}[i] = bf16_encode(y{j})" for j in range(len(ys)) if j not in int8]
+        row = {j: r for r, j in enumerate(int8)}
+        body = element(
+            inputs, "pb", "gb", "o + j0 + i", "b{}",
+            lambda j: [f"buf[{row[j]}, i] = y{j}", f"x{j} = max(x{j}, magnitude_bits(y{j}))"],
+        )  # fmt: skip
         lines += ["        for i in range(m):", *(f"            {x}" for x in body)]
         for j in int8:
             lines += [f"        sc{j}[blk] = from_bits(x{j})", f"        v{j} = inverse_scale(sc{j}[blk])"]
         lines += ["        for i in range(m):"]
-        lines += [f"            b{j}[i] = {_ENCODE[slot_kinds[j]]}(buf[{r}, i], v{j})" for r, j in enumerate(int8)]
+        lines += [f"            b{j}[i] = {_ENCODE[slot_kinds[j]]}(buf[{row[j]}, i], v{j})" for j in int8]
     else:
-        body = call([f"bf16_decode(c{j}_[i])" for j in range(len(slot_kinds))], "p_", "g_", "i")
-        body += [f"c{j}_[i] = bf16_encode(y{j})" for j in range(len(ys))]
+        body = element([f"bf16_decode(c{j}_[i])" for j in range(n_slots)], "p_", "g_", "o + i", "c{}_", None)
         lines += ["    for i in range(n):", *(f"        {x}" for x in body)]
     return _HEADER.format(module=rule.__module__, name=rule.__name__, block=BLOCK, sargs=sargs, body="\n".join(lines))
 
 
 @cache
-def _kernels(rule: Rule, slot_kinds: tuple[str, ...], write: str) -> tuple[Kernel, Kernel]:
-    import inspect
-
+def _kernels(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochastic: bool) -> tuple[Kernel, Kernel]:
     n_scalars = len(inspect.signature(rule).parameters) - 2 - len(slot_kinds)
-    source = _source(rule, slot_kinds, write, n_scalars)
+    source = _source(rule, slot_kinds, bf16_params, stochastic, n_scalars)
     digest = hashlib.sha256((source + _package_fingerprint() + _rule_fingerprint(rule)).encode()).hexdigest()[:16]
+    write = ("bf16" if bf16_params else "f") + ("sr" if stochastic else "rn")
     kernels = _load_kernels(f"lowp_{rule.__name__}_{'_'.join(slot_kinds) or 'none'}_{write}_{digest}", source)
     return kernels.serial, kernels.parallel

@@ -486,11 +486,11 @@ class Optimizer:
             tensors = flat.tensors(members)
             state, fill = flat.state, self._slot_fill
             if flat.lowp is not None:
-                kinds = tuple(flat.lowp.kind(n) for n in slots)
-                lowp.prepare(self.engine, rule, flat, kinds, g, tensors, scalars)
-                arrays = [state[n] if n in state else new.setdefault(n, lowp.new_slot(flat, n, fill(group, n))) for n in slots]
+                lowp.prepare(self.engine, rule, flat, tuple(map(flat.lowp.kind, slots)), g, tensors, scalars)
+                arrays = [state.get(n) or new.setdefault(n, lowp.new_slot(flat, n, fill(group, n))) for n in slots]
                 key = lowp.codecs.stream_key(self._rounding[1], flat.lowp.salt, t)
-                jobs.append(LowPrecisionJob(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new, key))
+                job = LowPrecisionJob(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new, key)
+                jobs.append(job)
                 continue
             packed = tensors.flat is not None and isinstance(g, np.ndarray)
             prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
