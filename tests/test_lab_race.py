@@ -143,3 +143,13 @@ def test_every_convention_is_some_optimizers_and_scratch_is_the_books_sgd():
     problem = report["problems"][0]
     assert [r["optimizer"] for r in problem["results"]] == ["GD", "Momentum", "Nesterov"]
     assert {s["optimizer"] for s in problem["skipped"]} >= {"Adam", "AdaGrad"}
+
+
+def test_the_raced_lr_reaches_muons_auxiliary_adamw():
+    """Muon steps the elongated problem's scalars with its auxiliary AdamW: raced at one lr, it must walk the
+    same path as AdamW at that lr (were ``adamw_lr`` left at its default, Muon would barely move)."""
+    report = race(RaceSettings(problems=["elongated"], optimizers=["Muon", "AdamW"]))
+    muon, adamw = report["problems"][0]["results"]
+    assert muon["lr"] == adamw["lr"]
+    np.testing.assert_allclose(muon["runs"][0]["path"], adamw["runs"][0]["path"], rtol=1e-12)
+    assert muon["final_loss"] < 0.5 * muon["runs"][0]["losses"][0]

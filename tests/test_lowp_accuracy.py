@@ -1,72 +1,90 @@
-"""The character-level language model harness (adamkit.lab.charlm): trained with adamkit.torch.AdamW, its
-validation loss against torch.optim.AdamW's, the oracle, after the same steps from the same weights."""
+"""Low-precision state and bf16 parameters lose no final accuracy on the race problems (adamkit.lab.problems),
+against the same AdamW in float32, fixed seeds.
+
+- ``digits`` (600 minibatch steps, lr 3e-3) and ``sine-mlp`` (2000 steps, lr 0.02): the race's defaults.
+- ``quadratic`` (2000 steps, lr 0.05) with a cosine schedule to 0: at a fixed lr Adam ends in an oscillation
+  whose final loss is chaotic (float32 itself ends anywhere in 0.012-0.066 when the start moves by 1e-7), so
+  the schedule makes the final loss measure convergence.
+
+Criteria (one-sided: doing better is fine): final loss at most 2 % above float32's, ``digits`` test accuracy at
+most 0.3 points below. bf16 parameters round at random: their final loss is the mean over three rounding seeds
+(on ``sine-mlp`` single seeds range from −0.2 % to +2.4 % around float32's, mean +1.3 %, over seeds 0-5).
+
+These models' tensors are all below 4096 elements, which int8 state keeps in float32;
+so that the int8 codes are what is tested, the threshold is lowered to 0 here (every tensor quantized, block by
+block: harsher than the default). Parameters are float32 (or bf16); gradients come from autograd in float64 at
+the parameters' values and are passed as float32.
+"""
 
 from __future__ import annotations
 
+import ml_dtypes
+import numpy as np
 import pytest
-import torch
+from autograd import value_and_grad
 
-import adamkit.torch as at
-from adamkit.lab import charlm
+import adamkit
+from adamkit import lowp
+from adamkit.lab.problems import get_problem
+from adamkit.schedules import CosineAnnealingLR
 
-CONFIG = charlm.CharLMConfig()
+LR = {"quadratic": 0.05, "sine-mlp": 0.02, "digits": 3e-3}
+OPTIONS = {
+    "bf16 state": (np.float32, dict(state_dtype="bfloat16")),
+    "int8 state": (np.float32, dict(state_dtype="int8")),
+    "bf16 params + bf16 state, stochastic rounding": (ml_dtypes.bfloat16, {}),
+}
+NEAREST = (ml_dtypes.bfloat16, dict(stochastic_rounding=False))
 
 
-def torch_adamw(params):
-    return torch.optim.AdamW(params, lr=CONFIG.lr, weight_decay=CONFIG.weight_decay)
-
-
-def adamkit_adamw(**options):
-    return lambda params: at.AdamW(params, lr=CONFIG.lr, weight_decay=CONFIG.weight_decay, **options)
-
-
-def rel_gap(loss: float, reference: float) -> float:
-    return abs(loss - reference) / reference
+def train(name: str, dtype=np.float32, **kwargs) -> tuple[float, dict]:
+    """AdamW on the problem's own start (seed 0) and minibatches; the final full loss and metrics."""
+    problem = get_problem(name)
+    params = {k: v.astype(dtype) for k, v in problem.init(0).items()}
+    opt = adamkit.AdamW(params, lr=LR[name], **kwargs)
+    if name == "quadratic":
+        opt.schedule = CosineAnnealingLR(problem.steps)
+    loss_and_grad = value_and_grad(problem.loss)
+    rng = np.random.default_rng(0)
+    as64 = lambda: {k: np.asarray(v, np.float64) for k, v in params.items()}  # noqa: E731
+    for _ in range(problem.steps):
+        value, grads = loss_and_grad(as64(), problem.batch(rng))
+        if value == 0:  # solved exactly (the quadratic's optimum (2, 3, 5) is a bf16 value): RMSE's gradient is NaN
+            break
+        opt.step({k: g.astype(np.float32) for k, g in grads.items()})
+    return float(problem.loss(as64())), problem.metrics(as64())
 
 
 @pytest.fixture(scope="module")
-def fp32_torch() -> dict:
-    return charlm.train(torch_adamw, CONFIG)
+def baselines() -> dict[str, tuple[float, dict]]:
+    return {name: train(name) for name in LR}
 
 
-def test_corpus_is_standard_library_text_split_in_two():
-    ids, alphabet = charlm.encode(charlm.corpus())
-    train, val = charlm.split(ids, CONFIG.val_fraction)
-    assert b"def " in charlm.corpus() and len(ids) > 50_000
-    assert bytes(alphabet[i] for i in ids[:200]) == charlm.corpus()[:200]
-    assert len(train) + len(val) == len(ids) and 0.08 < len(val) / len(ids) < 0.12
+@pytest.fixture(autouse=True)
+def quantize_every_tensor(monkeypatch):
+    monkeypatch.setattr(lowp, "SMALL_TENSOR", 0)
 
 
-def test_runs_are_deterministic():
-    config = charlm.CharLMConfig(steps=15)
-    first, second = (charlm.train(torch_adamw, config) for _ in range(2))
-    assert first["val_loss"] == second["val_loss"] and first["train_loss"] == second["train_loss"]
-    other_seed = charlm.train(torch_adamw, charlm.CharLMConfig(steps=15, seed=1))
-    assert other_seed["val_loss"] != first["val_loss"]
+@pytest.mark.parametrize("option", list(OPTIONS))
+@pytest.mark.parametrize("name", list(LR))
+def test_no_loss_of_final_accuracy(baselines, name, option):
+    dtype, kwargs = OPTIONS[option]
+    loss, metrics = train(name, dtype, **kwargs)
+    if dtype is ml_dtypes.bfloat16:  # random roundings: their expected final loss, over three rounding seeds
+        losses = [loss] + [train(name, dtype, seed=seed, **kwargs)[0] for seed in (1, 2)]
+        loss = float(np.mean(losses))
+    base_loss, base_metrics = baselines[name]
+    assert loss <= 1.02 * base_loss, (loss, base_loss)
+    if "test_accuracy" in base_metrics:
+        assert metrics["test_accuracy"] >= base_metrics["test_accuracy"] - 0.003, (metrics, base_metrics)
 
 
-def test_fp32_adamkit_matches_torch(fp32_torch):
-    """Same weights, same batches, same rule: the same validation loss (the flat buffer's alignment may change
-    the order of a matmul's sums, so not bit for bit), and the model learned something."""
-    mine = charlm.train(adamkit_adamw(), CONFIG)
-    assert rel_gap(mine["val_loss"], fp32_torch["val_loss"]) < 1e-5
-    assert fp32_torch["val_loss"] < 0.6 * fp32_torch["initial_val_loss"]
-    assert fp32_torch["val_loss"] < 0.6 * fp32_torch["uniform_loss"]
-
-
-@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
-def test_low_precision_state_keeps_validation_loss(fp32_torch, state_dtype):
-    """bf16 or block-wise int8 moments: validation loss within 1 % of fp32 AdamW's after the same steps."""
-    mine = charlm.train(adamkit_adamw(state_dtype=state_dtype), CONFIG)
-    assert rel_gap(mine["val_loss"], fp32_torch["val_loss"]) < 0.01
-
-
-def test_bf16_params_need_stochastic_rounding(fp32_torch):
-    """A model held in bfloat16: with stochastic rounding within 1 % of fp32 AdamW; rounded to nearest, the
-    updates below half an ulp are lost and the loss misses that mark (the gap stochastic rounding closes)."""
-    sr = charlm.train(adamkit_adamw(), CONFIG, torch.bfloat16)
-    nearest = charlm.train(adamkit_adamw(stochastic_rounding=False), CONFIG, torch.bfloat16)
-    reference = fp32_torch["val_loss"]
-    assert rel_gap(sr["val_loss"], reference) < 0.01 < rel_gap(nearest["val_loss"], reference)
-    assert rel_gap(sr["val_loss"], reference) < rel_gap(nearest["val_loss"], reference) / 3
-    assert nearest["val_loss"] > reference  # lost updates: worse, not merely different
+@pytest.mark.parametrize("name", ["sine-mlp", "digits"])
+def test_stochastic_rounding_closes_the_gap_of_bf16_parameters(baselines, name):
+    """bf16 parameters rounded to nearest lose the updates smaller than half a unit: the final loss is far
+    above float32's; stochastic rounding brings it back within 2 %."""
+    base, _ = baselines[name]
+    stochastic, _ = train(name, ml_dtypes.bfloat16)
+    nearest, _ = train(name, NEAREST[0], **NEAREST[1])
+    assert nearest > 1.2 * base
+    assert nearest - base > 5 * abs(stochastic - base)

@@ -40,6 +40,9 @@ CLASSIC: dict[str, tuple[str, dict[str, Any]]] = {
     "Adamax": ("Adamax", {}),
 }
 ALIASES = {"sgd": "GD"}
+#: Keywords that carry a second learning rate: the race sets them to the raced lr as well, so that the whole optimizer
+#: runs at it (Muon steps scalars and vectors with its auxiliary AdamW, at ``adamw_lr``).
+LINKED_LR: dict[str, tuple[str, ...]] = {"Muon": ("adamw_lr",)}
 CONVENTIONS = ("torch", "keras", "dezero", "scratch")  # adamkit's convention= values (scratch: SGD only)
 
 
@@ -272,7 +275,8 @@ def race_one(
     for lr in lane.grid or [lane.problem.lr(label)]:
 
         def make(params: dict[str, np.ndarray], lr: float = lr) -> Optimizer:
-            return cls(params, lr=lr, convention=settings.convention, engine=settings.engine, **kwargs)
+            linked = {key: lr for key in LINKED_LR.get(cls.__name__, ())}
+            return cls(params, lr=lr, convention=settings.convention, engine=settings.engine, **kwargs, **linked)
 
         tried[lr] = []
         for seed in range(lane.seeds):

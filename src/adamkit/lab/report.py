@@ -95,6 +95,7 @@ def plot_losses(problem: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(9, 5.5))
     log = problem["log_scale"]
     window = 1
+    lowest = math.inf  # the lowest point of any bold curve
     for result, color in zip(problem["results"], _colors(len(problem["results"]))):
         steps, losses = _curves(result)
         window = len(steps) // 100 if len(steps) >= 500 else 1
@@ -107,7 +108,10 @@ def plot_losses(problem: dict[str, Any], path: Path) -> Path:
         label = f"{result['optimizer']} (lr={result['lr']:.3g})"
         if window > 1:
             ax.plot(steps, median, color=color, lw=0.6, alpha=0.25)
-        ax.plot(steps, np.nanmedian(smoothed, axis=0), color=color, lw=1.8, label=label)
+        bold = np.nanmedian(smoothed, axis=0)
+        ax.plot(steps, bold, color=color, lw=1.8, label=label)
+        if np.isfinite(bold).any():
+            lowest = min(lowest, float(np.nanmin(bold)))
         if losses.shape[0] > 1:
             ax.fill_between(steps, low, high, color=color, alpha=0.2, lw=0)
     ax.axhline(problem["target"], color="0.4", ls="--", lw=1, label=f"target {problem['target']:g}")
@@ -115,7 +119,7 @@ def plot_losses(problem: dict[str, Any], path: Path) -> Path:
         ax.set_yscale("log")
     else:
         ax.set_yscale("symlog", linthresh=1e-2)
-    _clip_y(ax, problem, log)
+    _clip_y(ax, problem, log, lowest)
     seeds = problem["seeds"]
     notes = [f"median and min–max band over {seeds} seeds"] if seeds > 1 else []
     if window > 1:
@@ -131,13 +135,18 @@ def plot_losses(problem: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _clip_y(ax: Any, problem: dict[str, Any], log: bool) -> None:
-    """Keep a diverging optimizer from squashing everyone else: the axis spans the runs' starting losses."""
+def _clip_y(ax: Any, problem: dict[str, Any], log: bool, lowest: float = -math.inf) -> None:
+    """Keep one optimizer from squashing everyone else: the axis spans the runs' starting losses at the top (a
+    diverging run) and, on a log axis, the bold curves at the bottom (a single step that lands on an exact zero,
+    as Lion's sign steps can, would otherwise stretch it over ten decades of faint spikes)."""
     firsts = [r["runs"][0]["losses"][0] for r in problem["results"] if r["runs"][0]["losses"]]
     firsts = [v for v in firsts if v is not None and math.isfinite(v)]
     if not firsts:
         return
     low, high = ax.get_ylim()
+    if log and 0 < lowest < math.inf and low < lowest / 10:
+        ax.set_ylim(lowest / 10, high)
+        low = lowest / 10
     top = max(firsts)
     if log and high > 10 * top:
         ax.set_ylim(low, 10 * top)

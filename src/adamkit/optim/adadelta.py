@@ -10,12 +10,12 @@ from .._checks import check_range
 from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
+from .common import Convention, check_common, decay_scalars, direction, weight_decayed, with_defaults
 
-DEFAULTS = {
-    "torch": dict(lr=1.0, rho=0.9, eps=1e-6),
-    "keras": dict(lr=1e-3, rho=0.95, eps=1e-7),
-    "dezero": dict(lr=1.0, rho=0.95, eps=1e-6),
+CONVENTIONS = {
+    "torch": Convention("torch", dict(lr=1.0, rho=0.9, eps=1e-6)),
+    "keras": Convention("Keras", dict(lr=1e-3, rho=0.95, eps=1e-7), decoupled_decay=True, float32_decay=True),
+    "dezero": Convention("DeZero", dict(lr=1.0, rho=0.95, eps=1e-6), dezero_order=True),
 }
 
 
@@ -66,7 +66,7 @@ class Adadelta(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            DEFAULTS, convention, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize
+            CONVENTIONS, convention, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize
         )
         super().__init__(
             params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
@@ -74,13 +74,13 @@ class Adadelta(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(DEFAULTS))
+        check_common(group, tuple(CONVENTIONS))
         check_range("rho", group["rho"], 0.0, 1.0)
         check_range("eps", group["eps"], 0.0)
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        l2, decay = decay_scalars(group, decoupled=group["convention"] == "keras")
+        form = CONVENTIONS[group["convention"]]
+        l2, decay = decay_scalars(group, form.decoupled_decay, form.float32_decay)
         rho = group["rho"]
-        one_root = group["convention"] == "dezero"
-        scalars = (group["lr"], rho, 1 - rho, group["eps"], l2, decay, direction(group), one_root)
+        scalars = (group["lr"], rho, 1 - rho, group["eps"], l2, decay, direction(group), form.dezero_order)
         return adadelta_rule, ("square_avg", "acc_delta"), scalars

@@ -10,13 +10,16 @@ from .._checks import check_range
 from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
+from .common import Convention, check_common, decay_scalars, direction, weight_decayed, with_defaults
 
-DEFAULTS = {
-    "torch": dict(lr=1e-2, eps=1e-10, initial_accumulator_value=0.0),
-    "keras": dict(lr=1e-3, eps=1e-7, initial_accumulator_value=0.1),
-    "dezero": dict(lr=1e-3, eps=1e-8, initial_accumulator_value=0.0),
-}
+CONVENTIONS = {
+    "torch": Convention("torch", dict(lr=1e-2, eps=1e-10, initial_accumulator_value=0.0)),
+    "keras": Convention(
+        "Keras", dict(lr=1e-3, eps=1e-7, initial_accumulator_value=0.1), decoupled_decay=True, float32_decay=True,
+        eps_in_root=True,
+    ),
+    "dezero": Convention("DeZero", dict(lr=1e-3, eps=1e-8, initial_accumulator_value=0.0), dezero_order=True),
+}  # fmt: skip
 
 
 @elementwise
@@ -65,7 +68,7 @@ class Adagrad(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            DEFAULTS, convention, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+            CONVENTIONS, convention, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
         )  # fmt: skip
         super().__init__(
@@ -74,7 +77,7 @@ class Adagrad(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(DEFAULTS))
+        check_common(group, tuple(CONVENTIONS))
         check_range("lr_decay", group["lr_decay"], 0.0)
         check_range("initial_accumulator_value", group["initial_accumulator_value"], 0.0)
         check_range("eps", group["eps"], 0.0)
@@ -83,9 +86,8 @@ class Adagrad(Optimizer):
         return group["initial_accumulator_value"]
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        keras = group["convention"] == "keras"
-        l2, decay = decay_scalars(group, decoupled=keras)
+        form = CONVENTIONS[group["convention"]]
+        l2, decay = decay_scalars(group, form.decoupled_decay, form.float32_decay)
         lr_t = group["lr"] / (1 + (t - 1) * group["lr_decay"])
-        eps_in, eps_out = (group["eps"], 0.0) if keras else (0.0, group["eps"])
-        lr_first = group["convention"] == "dezero"
-        return adagrad_rule, ("sum",), (lr_t, eps_in, eps_out, l2, decay, direction(group), lr_first)
+        eps_in, eps_out = (group["eps"], 0.0) if form.eps_in_root else (0.0, group["eps"])
+        return adagrad_rule, ("sum",), (lr_t, eps_in, eps_out, l2, decay, direction(group), form.dezero_order)

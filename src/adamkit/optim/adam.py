@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -11,13 +12,16 @@ from .._checks import check_bool, check_range
 from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_betas, check_common, decay_scalars, direction, lerp, weight_decayed, with_defaults
+from .common import Convention, check_betas, check_common, decay_scalars, direction, lerp, weight_decayed, with_defaults
 
-DEFAULTS = {
-    "torch": dict(lr=1e-3, eps=1e-8, weight_decay=0.0),
-    "keras": dict(lr=1e-3, eps=1e-7, weight_decay=0.0),
-    "dezero": dict(lr=1e-3, eps=1e-8, weight_decay=0.0),
-}
+CONVENTIONS = {
+    "torch": Convention("torch", dict(lr=1e-3, eps=1e-8, weight_decay=0.0)),
+    "keras": Convention(
+        "Keras", dict(lr=1e-3, eps=1e-7, weight_decay=0.0), decoupled_decay=True, float32_decay=True,
+        epsilon_hat=True, buffer_dtype_scalars=True,
+    ),
+    "dezero": Convention("DeZero", dict(lr=1e-3, eps=1e-8, weight_decay=0.0), epsilon_hat=True, dezero_order=True),
+}  # fmt: skip
 
 
 @elementwise
@@ -101,7 +105,7 @@ class Adam(Optimizer):
     _LOW_PRECISION = True
 
     _decoupled = False
-    _defaults = DEFAULTS
+    _conventions = CONVENTIONS
 
     def __init__(
         self,
@@ -122,7 +126,7 @@ class Adam(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            self._defaults, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            self._conventions, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay or self._decoupled,
         )  # fmt: skip
         super().__init__(
@@ -131,24 +135,25 @@ class Adam(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(self._defaults))
+        check_common(group, tuple(self._conventions))
         check_betas(group["betas"])
         check_range("eps", group["eps"], 0.0)
         check_bool("amsgrad", group["amsgrad"])
         check_bool("decoupled_weight_decay", group["decoupled_weight_decay"])
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        lr, (beta1, beta2), convention = group["lr"], group["betas"], group["convention"]
-        l2, decay = decay_scalars(group, decoupled=group["decoupled_weight_decay"] or convention == "keras")
-        if convention == "torch":
-            step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
-        else:
-            dtype = run.dtype if convention == "keras" else None
+        lr, (beta1, beta2), form = group["lr"], group["betas"], self._conventions[group["convention"]]
+        decoupled = group["decoupled_weight_decay"] or form.decoupled_decay
+        l2, decay = decay_scalars(group, decoupled, form.float32_decay)
+        if form.epsilon_hat:
+            dtype = run.dtype if form.buffer_dtype_scalars else None
             step_size, bc2_sqrt = epsilon_hat_step_size(lr, beta1, beta2, t, dtype), 1.0
+        else:
+            step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
         scalars = (step_size, 1 - beta1, beta2, 1 - beta2, bc2_sqrt, group["eps"], l2, decay, direction(group))
         if group["amsgrad"]:
             return amsgrad_rule, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), scalars
-        return adam_rule, ("exp_avg", "exp_avg_sq"), (*scalars, convention == "dezero")
+        return adam_rule, ("exp_avg", "exp_avg_sq"), (*scalars, form.dezero_order)
 
 
 class AdamW(Adam):
@@ -162,7 +167,7 @@ class AdamW(Adam):
     """
 
     _decoupled = True
-    _defaults = {
-        "torch": dict(lr=1e-3, eps=1e-8, weight_decay=1e-2),
-        "keras": dict(lr=1e-3, eps=1e-7, weight_decay=0.004),
+    _conventions = {
+        "torch": replace(CONVENTIONS["torch"], defaults=dict(lr=1e-3, eps=1e-8, weight_decay=1e-2)),
+        "keras": replace(CONVENTIONS["keras"], defaults=dict(lr=1e-3, eps=1e-7, weight_decay=0.004)),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,9 +11,18 @@ from .._checks import check_range
 from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_betas, check_common, decay_scalars, direction, lerp, weight_decayed, with_defaults
+from .common import Convention, check_betas, check_common, decay_scalars, direction, lerp, weight_decayed, with_defaults
 
-DEFAULTS = {"torch": dict(lr=2e-3, eps=1e-8), "keras": dict(lr=1e-3, eps=1e-7)}
+
+@dataclass(frozen=True)
+class AdamaxConvention(Convention):
+    eps_in_max: bool = False  #: ``u ← max(β2·u, |g| + ε)`` (else ``u ← max(β2·u, |g|)``, ε added to u in the update)
+
+
+CONVENTIONS = {
+    "torch": AdamaxConvention("torch", dict(lr=2e-3, eps=1e-8), eps_in_max=True),
+    "keras": AdamaxConvention("Keras", dict(lr=1e-3, eps=1e-7), decoupled_decay=True, float32_decay=True),
+}
 
 
 @elementwise
@@ -59,7 +69,7 @@ class Adamax(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            DEFAULTS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize
+            CONVENTIONS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize
         )
         super().__init__(
             params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
@@ -67,15 +77,15 @@ class Adamax(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(DEFAULTS))
+        check_common(group, tuple(CONVENTIONS))
         check_betas(group["betas"])
         check_range("eps", group["eps"], 0.0)
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        keras = group["convention"] == "keras"
+        form = CONVENTIONS[group["convention"]]
         (beta1, beta2), eps = group["betas"], group["eps"]
-        l2, decay = decay_scalars(group, decoupled=keras)
-        eps_in, eps_out = (0.0, eps) if keras else (eps, 0.0)
+        l2, decay = decay_scalars(group, form.decoupled_decay, form.float32_decay)
+        eps_in, eps_out = (eps, 0.0) if form.eps_in_max else (0.0, eps)
         step_size = group["lr"] / (1 - beta1**t)
         scalars = (step_size, 1 - beta1, beta2, eps_in, eps_out, l2, decay, direction(group))
         return adamax_rule, ("exp_avg", "exp_inf"), scalars

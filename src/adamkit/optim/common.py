@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,16 +31,32 @@ def weight_decayed(p, g, l2, decay, sign):
     return p, sign * g
 
 
-def decay_scalars(group: dict[str, Any], decoupled: bool) -> tuple[float, float]:
-    """``(l2, decay)`` for :func:`weight_decayed`: L2 into the gradient, or decoupled ``p ← (1 − lr·λ)p``.
+@dataclass(frozen=True)
+class Convention:
+    """One framework's form of an optimizer as explicit knobs; a plan reads the knobs, never a convention's name.
 
-    Keras keeps the learning rate in a float32 variable and forms ``1 − λ·lr`` in float32; the keras
-    convention does the same.
+    Each optimizer declares its presets once, ``CONVENTIONS = {"torch": Convention(...), "keras": ...}``; users
+    pick one by name (``convention="keras"``). Knobs an optimizer does not use stay at their defaults; one with
+    knobs of its own subclasses this (``SGD``'s velocity form, ``RMSprop``'s lr inside the momentum buffer).
     """
+
+    name: str  #: the framework, for messages
+    defaults: Mapping[str, Any]  #: hyperparameter defaults under this convention (a ``None`` given → these)
+    decoupled_decay: bool = False  #: weight decay ``p ← (1 − lr·λ)p`` before the update (else L2, ``g + λp``)
+    float32_decay: bool = False  #: ``1 − λ·lr`` formed in float32 (Keras keeps lr in a float32 variable)
+    eps_in_root: bool = False  #: ε inside the root, ``√(s + ε)`` (else outside, ``√s + ε``)
+    epsilon_hat: bool = False  #: Adam's step size ``lr·√(1−β2ᵗ)/(1−β1ᵗ)`` with ``ε̂`` added to ``√v`` (paper §2)
+    buffer_dtype_scalars: bool = False  #: host scalars computed in the buffer's dtype (else Python floats)
+    dezero_order: bool = False  #: the same formula in DeZero's order of operations (so float32 agrees bit for bit)
+
+
+def decay_scalars(group: dict[str, Any], decoupled: bool, float32: bool = False) -> tuple[float, float]:
+    """``(l2, decay)`` for :func:`weight_decayed`: L2 into the gradient, or decoupled ``p ← (1 − lr·λ)p``
+    (``float32``: ``1 − λ·lr`` formed in float32, as Keras does with its float32 learning rate)."""
     wd, lr = group["weight_decay"], group["lr"]
     if not decoupled:
         return wd, 1.0
-    if group["convention"] == "keras":
+    if float32:
         f32 = np.float32
         return 0.0, float(f32(1) - f32(wd) * f32(lr))
     return 0.0, 1.0 - lr * wd
@@ -49,10 +67,12 @@ def direction(group: dict[str, Any]) -> float:
     return -1.0 if group["maximize"] else 1.0
 
 
-def with_defaults(table: dict[str, dict[str, Any]], convention: str, **given: Any) -> dict[str, Any]:
-    """The hyperparameters as given, each ``None`` replaced by the convention's default from ``table``."""
+def with_defaults(table: Mapping[str, Convention | Mapping[str, Any]], convention: str, **given: Any) -> dict[str, Any]:
+    """The hyperparameters as given, each ``None`` replaced by the convention's default from ``table`` (of
+    :class:`Convention` presets, or of plain defaults for an optimizer with one form)."""
     check_choice("convention", convention, tuple(table))
-    defaults = table[convention]
+    preset = table[convention]
+    defaults = preset.defaults if isinstance(preset, Convention) else preset
     resolved = {k: defaults[k] if v is None and k in defaults else v for k, v in given.items()}
     return {**resolved, "convention": convention}
 

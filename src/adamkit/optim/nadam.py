@@ -11,12 +11,15 @@ from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .adam import decayed_moments
-from .common import check_betas, check_common, decay_scalars, direction, with_defaults
+from .common import Convention, check_betas, check_common, decay_scalars, direction, with_defaults
 
-DEFAULTS = {
-    "torch": dict(lr=2e-3, eps=1e-8, momentum_decay=4e-3),
-    "keras": dict(lr=1e-3, eps=1e-7, momentum_decay=1.0),
-}
+CONVENTIONS = {
+    "torch": Convention("torch", dict(lr=2e-3, eps=1e-8, momentum_decay=4e-3)),
+    "keras": Convention(
+        "Keras", dict(lr=1e-3, eps=1e-7, momentum_decay=1.0), decoupled_decay=True, float32_decay=True,
+        buffer_dtype_scalars=True,
+    ),
+}  # fmt: skip
 
 
 @elementwise
@@ -68,7 +71,7 @@ class NAdam(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            DEFAULTS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+            CONVENTIONS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )  # fmt: skip
         super().__init__(
@@ -77,7 +80,7 @@ class NAdam(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(DEFAULTS))
+        check_common(group, tuple(CONVENTIONS))
         check_betas(group["betas"])
         check_range("eps", group["eps"], 0.0)
         check_range("momentum_decay", group["momentum_decay"], 0.0)
@@ -85,12 +88,12 @@ class NAdam(Optimizer):
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
         lr, (beta1, beta2), psi = group["lr"], group["betas"], group["momentum_decay"]
-        decoupled = group["decoupled_weight_decay"] or group["convention"] == "keras"
-        l2, decay = decay_scalars(group, decoupled)
-        # torch keeps Π_t in a float32 tensor (and multiplies it by μ_t in float32); Keras computes all of these
-        # in the variable's dtype
-        x = run.dtype.type if group["convention"] == "keras" else float
-        store = x if group["convention"] == "keras" else np.float32
+        form = CONVENTIONS[group["convention"]]
+        l2, decay = decay_scalars(group, group["decoupled_weight_decay"] or form.decoupled_decay, form.float32_decay)
+        # Keras computes all of these in the variable's dtype; torch in Python floats, but keeps Π_t in a float32
+        # tensor (and multiplies it by μ_t in float32)
+        x = run.dtype.type if form.buffer_dtype_scalars else float
+        store = x if form.buffer_dtype_scalars else np.float32
         mu, mu_next = momentum_cache(x(beta1), x(psi), x(t), x), momentum_cache(x(beta1), x(psi), x(t + 1), x)
         mu_product = store(store(run.scalars.get("mu_product", 1.0)) * store(mu))
         run.scalars["mu_product"] = float(mu_product)

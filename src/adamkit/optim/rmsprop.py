@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -10,9 +11,21 @@ from .._checks import check_bool, check_range
 from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_common, check_unit, decay_scalars, direction, lerp, weight_decayed, with_defaults
+from .common import Convention, check_common, check_unit, decay_scalars, direction, lerp, weight_decayed, with_defaults
 
-DEFAULTS = {"torch": dict(lr=1e-2, alpha=0.99, eps=1e-8), "keras": dict(lr=1e-3, alpha=0.9, eps=1e-7)}
+
+@dataclass(frozen=True)
+class RMSpropConvention(Convention):
+    lr_in_momentum: bool = False  #: ``b ← μ·b + lr·g/√s;  p ← p − b`` (else ``b ← μ·b + g/√s;  p ← p − lr·b``)
+
+
+CONVENTIONS = {
+    "torch": RMSpropConvention("torch", dict(lr=1e-2, alpha=0.99, eps=1e-8)),
+    "keras": RMSpropConvention(
+        "Keras", dict(lr=1e-3, alpha=0.9, eps=1e-7), decoupled_decay=True, float32_decay=True, eps_in_root=True,
+        lr_in_momentum=True,
+    ),
+}  # fmt: skip
 
 
 @elementwise
@@ -102,7 +115,7 @@ class RMSprop(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            DEFAULTS, convention, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+            CONVENTIONS, convention, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
             momentum=momentum, centered=centered, maximize=maximize,
         )  # fmt: skip
         super().__init__(
@@ -111,21 +124,21 @@ class RMSprop(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(DEFAULTS))
+        check_common(group, tuple(CONVENTIONS))
         check_unit("alpha", group["alpha"])
         check_range("eps", group["eps"], 0.0)
         check_range("momentum", group["momentum"], 0.0)
         check_bool("centered", group["centered"])
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        keras = group["convention"] == "keras"
+        form = CONVENTIONS[group["convention"]]
         lr, alpha, mu, centered = group["lr"], group["alpha"], group["momentum"], group["centered"]
-        l2, decay = decay_scalars(group, decoupled=keras)
-        eps_in, eps_out = (group["eps"], 0.0) if keras else (0.0, group["eps"])
+        l2, decay = decay_scalars(group, form.decoupled_decay, form.float32_decay)
+        eps_in, eps_out = (group["eps"], 0.0) if form.eps_in_root else (0.0, group["eps"])
         tail = (alpha, 1 - alpha, eps_in, eps_out, l2, decay, direction(group))
         slots = ("square_avg", "grad_avg") if centered else ("square_avg",)
         if mu == 0:
             return (rmsprop_centered_rule if centered else rmsprop_rule), slots, (lr, *tail)
-        lr_in, lr_out = (lr, 1.0) if keras else (1.0, lr)
+        lr_in, lr_out = (lr, 1.0) if form.lr_in_momentum else (1.0, lr)
         rule = rmsprop_centered_momentum_rule if centered else rmsprop_momentum_rule
         return rule, (*slots, "momentum_buffer"), (lr_in, lr_out, mu, *tail)

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .._checks import check_bool, check_range
 from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
-from .common import check_common, decay_scalars, direction, weight_decayed, with_defaults
+from .common import Convention, check_common, decay_scalars, direction, weight_decayed, with_defaults
 
-DEFAULTS = {"torch": dict(lr=1e-3), "keras": dict(lr=1e-2), "dezero": dict(lr=1e-2), "scratch": dict(lr=1e-2)}
+
+def velocity_nesterov(mu: float) -> tuple[float, float]:
+    """Keras's Nesterov in velocity form: ``p ← p + μ·v − lr·g``."""
+    return mu, 1.0
+
+
+def expanded_nesterov(mu: float) -> tuple[float, float]:
+    """*Deep Learning from Scratch*'s Nesterov: ``p ← p + μ²·v − (1 + μ)·lr·g``."""
+    return mu * mu, 1.0 + mu
+
+
+@dataclass(frozen=True)
+class SGDConvention(Convention):
+    """SGD's knobs: the momentum form, and Nesterov's weights ``(a, b)`` in ``p ← p + a·v − b·lr·g``."""
+
+    velocity: bool = False  #: ``v ← μ·v − lr·g;  p ← p + v`` (else torch's ``b ← μ·b + g;  p ← p − lr·b``)
+    nesterov_weights: Callable[[float], tuple[float, float]] | None = None  #: velocity form's Nesterov, if any
+
+
+CONVENTIONS = {
+    "torch": SGDConvention("torch", dict(lr=1e-3)),
+    "keras": SGDConvention(
+        "Keras", dict(lr=1e-2), decoupled_decay=True, float32_decay=True, velocity=True,
+        nesterov_weights=velocity_nesterov,
+    ),
+    "dezero": SGDConvention("DeZero", dict(lr=1e-2), velocity=True),
+    "scratch": SGDConvention("scratch", dict(lr=1e-2), velocity=True, nesterov_weights=expanded_nesterov),
+}  # fmt: skip
 
 
 @elementwise
@@ -93,7 +122,7 @@ class SGD(Optimizer):
         seed: int = 0,
     ):
         defaults = with_defaults(
-            DEFAULTS, convention, lr=lr, momentum=momentum, dampening=dampening,
+            CONVENTIONS, convention, lr=lr, momentum=momentum, dampening=dampening,
             weight_decay=weight_decay, nesterov=nesterov, maximize=maximize,
         )  # fmt: skip
         super().__init__(
@@ -102,25 +131,25 @@ class SGD(Optimizer):
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
-        check_common(group, tuple(DEFAULTS))
+        check_common(group, tuple(CONVENTIONS))
+        form = CONVENTIONS[group["convention"]]
         momentum = check_range("momentum", group["momentum"], 0.0)
         dampening = check_range("dampening", group["dampening"], 0.0, 1.0)
-        if dampening and group["convention"] != "torch":
+        if dampening and form.velocity:
             raise ValueError(f"dampening must be 0 with convention={group['convention']!r} (a torch option)")
         if check_bool("nesterov", group["nesterov"]) and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov=True requires momentum > 0 and dampening = 0")
-        if group["nesterov"] and group["convention"] == "dezero":
-            raise ValueError("nesterov=True has no DeZero form; use convention='torch' or 'keras'")
+        if group["nesterov"] and form.velocity and form.nesterov_weights is None:
+            raise ValueError(f"nesterov=True has no {form.name} form; use convention='torch' or 'keras'")
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        lr, mu, convention = group["lr"], group["momentum"], group["convention"]
-        l2, decay = decay_scalars(group, decoupled=convention == "keras")
+        lr, mu, form = group["lr"], group["momentum"], CONVENTIONS[group["convention"]]
+        l2, decay = decay_scalars(group, form.decoupled_decay, form.float32_decay)
         common = (lr, l2, decay, direction(group))
         if mu == 0:
             return sgd_rule, (), common
-        if convention != "torch":
-            nesterov = {"keras": (mu, 1.0), "scratch": (mu * mu, 1.0 + mu)}
-            weights = nesterov[convention] if group["nesterov"] else (1.0, 0.0)
+        if form.velocity:
+            weights = form.nesterov_weights(mu) if group["nesterov"] else (1.0, 0.0)
             return velocity_rule, ("velocity",), (*common, mu, *weights)
         first = t == 1 or "momentum_buffer" not in run.state
         buf_decay, keep = (0.0, 1.0) if first else (mu, 1.0 - group["dampening"])
