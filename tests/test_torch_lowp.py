@@ -229,3 +229,21 @@ def test_import_adamkit_does_not_import_torch_or_peers():
     code = f"import sys, adamkit, adamkit.lab.charlm; print(sorted({peers} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]" and adamkit.lowp.STATE_DTYPES == ("bfloat16", "int8")
+
+
+def test_adamkit_save_and_load_a_bf16_model_with_int8_state(tmp_path):
+    """adamkit.save/load through the door: parameters (bf16 words), codes, scales, steps; resumed run = the
+    uninterrupted one, bit for bit."""
+    params = tensors(torch.bfloat16)
+    opt = run_door(at.AdamW, dict(lr=1e-3), params, 3, state_dtype="int8")
+    adamkit.save(tmp_path / "ck", opt)
+    twins = tensors(torch.bfloat16, seed=9)  # other values: load restores the parameters too
+    resumed = at.AdamW(twins, lr=1e-3, state_dtype="int8")
+    adamkit.load(tmp_path / "ck", resumed)
+    for grads in grad_stream(params, 3, seed=5):
+        for a, b, g in zip(params, twins, grads):
+            a.grad, b.grad = g, g.clone()
+        opt.step()
+        resumed.step()
+    for a, b in zip(params, twins):
+        assert torch.equal(a, b)
