@@ -38,6 +38,7 @@ class Case:
     elementwise: bool = True  # the step runs adamkit.engine's elementwise kernels (False: per-tensor kernels)
     ref_setup: str | None = None  # a method of the reference to call once it is built (e.g. "train")
     ref_tol: float | None = None  # the bar vs the package reference, both dtypes, where it computes less exactly
+    slot_tol: float = 1e-10  # the bar for the saved state slots vs the reference's (float64)
 
 
 CASES: list[Case] = [
@@ -265,6 +266,52 @@ CASES: list[Case] = [
         "lamb-fixed-decay-adam",
         adamkit.LAMB,
         dict(lr=0.01, weight_decay=0.01, fixed_decay=True, adam=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),
+    # LAMB's options, each on a stream where it shows (see test_modern.test_lamb_option_changes_the_trajectory).
+    # pre_norm: the reference computes its clipping factor in float32, with torch's float32 sqrt (±1 ulp from the
+    # correctly rounded root adamkit takes): the factors differ by up to 6e-8, so float64 agrees to 1e-6, not 1e-10
+    # (test_modern.test_lamb_pre_norm_factor_is_the_references checks the factor itself to one float32 ulp).
+    Case(
+        "lamb-rectify",
+        adamkit.LAMB,
+        dict(lr=0.01, rectify=True, weight_decay=0.05),
+        "package",
+        groups=True,
+        reference="pytorch_optimizer.Lamb",
+    ),
+    Case(
+        "lamb-rectify-sgd-coupled",
+        adamkit.LAMB,
+        dict(lr=0.01, betas=(0.9, 0.99), rectify=True, degenerated_to_sgd=True, n_sma_threshold=20,
+             weight_decay=0.1, weight_decouple=False, maximize=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+    ),  # fmt: skip
+    Case(
+        "lamb-pre-norm",
+        adamkit.LAMB,
+        dict(lr=0.01, pre_norm=True, max_grad_norm=3.0, weight_decay=0.01),
+        "package",
+        groups=True,
+        reference="pytorch_optimizer.Lamb",
+        ref_tol=1e-6,
+        slot_tol=1e-6,
+    ),
+    Case(
+        "lamb-pre-norm-rectify-debias",
+        adamkit.LAMB,
+        dict(lr=0.01, pre_norm=True, max_grad_norm=0.5, rectify=True, adam_debias=True, maximize=True, eps=1e-8),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+        ref_tol=1e-6,
+        slot_tol=1e-6,
+    ),
+    Case(
+        "lamb-adam-debias",
+        adamkit.LAMB,
+        dict(lr=0.01, adam_debias=True, weight_decay=0.02, grad_averaging=False),
         "package",
         reference="pytorch_optimizer.Lamb",
     ),

@@ -371,3 +371,25 @@ def test_adam_never_exceeds_its_step_bound(state_dtype, m_factor, v_factor):
         assert step <= bound * (1 + 1e-4) + 1e-3, (t, step, bound)  # 1e-3: float32 rounding of p near 0.3
         worst = max(worst, step / bound)
     assert worst > 0.3  # the stream does push updates toward the bound
+
+
+@pytest.mark.parametrize("hook", ["clip-norm", "weight-decay"])
+def test_gradient_hooks_on_bf16_parameters(hook):
+    """Hooks transform bf16 gradients in a float32 scratch (their reductions need a float): both engines agree,
+    and clipping bounds the step."""
+    hooks = adamkit.hooks
+    make = {"clip-norm": lambda: hooks.ClipGradNorm(1.0), "weight-decay": lambda: hooks.WeightDecay(0.1)}
+    runs = []
+    for engine in ("fused", "numpy"):
+        params = _params(BF16, 2, [(5000,), (3,)])
+        before = {k: v.astype(np.float64) for k, v in params.items()}
+        opt = adamkit.SGD(params, lr=0.1, engine=engine, stochastic_rounding=False)
+        opt.add_hook(make[hook]())
+        rng = np.random.default_rng(3)
+        opt.step({k: (100 * rng.standard_normal(v.shape)).astype(BF16) for k, v in params.items()})
+        runs.append((params, opt))
+        if hook == "clip-norm":  # |Δp| ≤ lr·1 in norm, plus half a bf16 unit per element
+            delta = np.concatenate([(params[k].astype(np.float64) - before[k]).reshape(-1) for k in params])
+            half_units = np.concatenate([2.0**-8 * np.abs(before[k]).reshape(-1) for k in params])
+            assert np.linalg.norm(np.maximum(np.abs(delta) - half_units, 0)) <= 0.1 * (1 + 1e-6)
+    _assert_same(*runs)

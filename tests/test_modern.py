@@ -72,12 +72,7 @@ def transcribed_muon(params, grads_stream, lr, weight_decay=0.1, momentum=0.95, 
             g = grads[k]
             bufs[k] = bufs[k] + (1 - momentum) * (g - bufs[k])
             update = bufs[k] - (bufs[k] - g) * (1 - momentum) if nesterov else bufs[k]
-            x = update.T if update.shape[0] > update.shape[1] else update
-            x = x / max(np.sqrt(np.sum(x * x)), eps)
-            for _ in range(ns_steps):
-                a = x @ x.T
-                x = ns[0] * x + (ns[1] * a + ns[2] * (a @ a)) @ x
-            x = x.T if update.shape[0] > update.shape[1] else x
+            x = transcribed_newton_schulz(update, ns, ns_steps, eps)
             rows, cols = p.shape
             if adjust_lr_fn == "match_rms_adamw":
                 adjusted = lr * 0.2 * np.sqrt(max(rows, cols))
@@ -86,6 +81,16 @@ def transcribed_muon(params, grads_stream, lr, weight_decay=0.1, momentum=0.95, 
             p *= 1 - lr * weight_decay
             p -= adjusted * x
     return params
+
+
+def transcribed_newton_schulz(update, ns, ns_steps, eps):
+    """torch's _zeropower_via_newtonschulz, in the input's dtype (float64 here)."""
+    x = update.T if update.shape[0] > update.shape[1] else update
+    x = x / max(np.sqrt(np.sum(x * x)), eps)
+    for _ in range(ns_steps):
+        a = x @ x.T
+        x = ns[0] * x + (ns[1] * a + ns[2] * (a @ a)) @ x
+    return x.T if update.shape[0] > update.shape[1] else x
 
 
 MATRICES = {"wide": (6, 9), "tall": (11, 4), "square": (5, 5)}
@@ -105,6 +110,27 @@ def test_muon_matches_a_float64_transcription_of_torch_tightly(kwargs, engine):
     for k in params:
         err = np.max(np.abs(params[k] - expected[k])) / np.max(np.abs(expected[k]))
         assert err <= 1e-10, (k, err)
+
+
+@pytest.mark.parametrize("steps", [0, 1, 5, 9])
+@pytest.mark.parametrize("shape", [(7, 12), (12, 7), (6, 6), (1, 5), (30, 2)])
+def test_newton_schulz_through_the_gram_spectrum_equals_the_iteration(shape, steps):
+    """adamkit evaluates NS_k(X) as V·q(Λ)·Vᵀ·X; torch's iteration, written out in float64, gives the same matrix
+    (full rank, rank 1, zero; other coefficients, some making q negative). A non-finite X takes the iteration
+    (NaN, as torch)."""
+    from adamkit.optim.muon import newton_schulz
+
+    rng = np.random.default_rng(steps)
+    full = rng.standard_normal(shape)
+    rank1 = np.outer(rng.standard_normal(shape[0]), rng.standard_normal(shape[1]))
+    for x in (full, rank1, np.zeros(shape)):
+        for coefficients in ((3.4445, -4.775, 2.0315), (1.5, -0.5, 0.0), (-1.0, 0.5, 0.0)):  # q > 0, q < 0
+            expected = transcribed_newton_schulz(x, coefficients, steps, 1e-7)
+            got = newton_schulz(x.copy(), coefficients, steps, 1e-7)
+            assert np.max(np.abs(got - expected)) <= 1e-10 * max(1.0, np.max(np.abs(expected))), (coefficients,)
+    bad = full.copy()
+    bad[0, 0] = np.nan
+    assert np.all(np.isnan(newton_schulz(bad, (3.4445, -4.775, 2.0315), max(steps, 1), 1e-7)))
 
 
 def test_muon_routes_by_shape_and_one_schedule_drives_both_parts():
@@ -197,3 +223,93 @@ def test_a_scalar_that_overflows_float32_is_refused_before_any_tensor_moves(cls)
     with pytest.raises(ValueError, match="not finite in float32"):
         opt.step({k: np.full_like(v, 0.1) for k, v in params.items()})
     assert all(np.array_equal(before[k], params[k]) for k in params)
+
+
+# --- LAMB's options ---------------------------------------------------------------------------------------
+LAMB_BASE = dict(lr=0.01, weight_decay=0.05)
+
+
+RECTIFIED = dict(LAMB_BASE, rectify=True)
+
+
+@pytest.mark.parametrize(
+    "base, option",
+    [(LAMB_BASE, dict(rectify=True)), (RECTIFIED, dict(degenerated_to_sgd=True)), (RECTIFIED, dict(n_sma_threshold=20)),
+     (LAMB_BASE, dict(pre_norm=True, max_grad_norm=3.0)),
+     (LAMB_BASE, dict(adam_debias=True)), (LAMB_BASE, dict(weight_decouple=False)), (LAMB_BASE, dict(fixed_decay=True)),
+     (dict(LAMB_BASE, weight_decouple=False), dict(grad_averaging=False)), (LAMB_BASE, dict(adam=True))],
+    ids=lambda o: ",".join(o),
+)  # fmt: skip
+def test_lamb_option_changes_the_trajectory(base, option):
+    """Each option the package oracle checks (tests/registry.py) shows on this stream: 300 steps with it end far
+    (≫ the 1e-10 bar) from 300 steps without it. (grad_averaging only scales u, which the trust ratio undoes,
+    unless u also carries the coupled decay.)"""
+    runs = []
+    for kwargs in (base, dict(base, **option)):
+        params = make_params(np.float64)
+        opt = adamkit.LAMB(params, **kwargs)
+        for g in grad_stream(params, 300):
+            opt.step(g)
+        runs.append(params)
+    assert max(np.max(np.abs(runs[0][k] - runs[1][k]), initial=0) for k in runs[0]) > 1e-4
+
+
+def test_lamb_rectified_coupled_decay_does_nothing_as_in_the_reference():
+    """pytorch_optimizer's rectified branch never adds λ·p when weight_decouple=False (checked against it in
+    tests/registry.py, lamb-rectify-sgd-coupled): the same bytes as no decay."""
+    runs = []
+    for wd in (0.1, 0.0):
+        params = make_params(np.float64)
+        opt = adamkit.LAMB(params, lr=0.01, rectify=True, weight_decay=wd, weight_decouple=False)
+        for g in grad_stream(params, 50):
+            opt.step(g)
+        runs.append(params)
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_lamb_pre_norm_factor_is_the_references():
+    """The global clipping factor is pytorch_optimizer's own (its float32 sum exactly; the factor to a few float32
+    ulps: torch's float32 sqrt is not correctly rounded), and clipping is active on part of the stream only."""
+    import pytorch_optimizer
+    import torch
+    from pytorch_optimizer.optimizer.utils.gradient import get_global_gradient_norm
+
+    params = make_params(np.float64)
+    tensors = [torch.tensor(v.copy()) for v in params.values()]
+    ref = pytorch_optimizer.Lamb(tensors, lr=0.01, pre_norm=True, max_grad_norm=3.0)
+    opt = adamkit.LAMB(params, lr=0.01, pre_norm=True, max_grad_norm=3.0)
+    factors = []
+    for g in grad_stream(params, 200):
+        for t, k in zip(tensors, g):
+            t.grad = torch.tensor(g[k])
+        opt._grad_sq = opt._global_grad_sq(frozenset(), g)
+        assert opt._grad_sq == get_global_gradient_norm(ref.param_groups).item()
+        factor, expected = opt._grad_scale(opt.param_groups[0]), ref.get_global_gradient_norm().item()
+        assert abs(factor - expected) <= 4 * np.spacing(np.float32(expected)), (factor, expected)
+        factors.append(factor)
+    assert min(factors) < 0.5 and max(factors) == 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [(dict(adanorm=True), ValueError, "adanorm"), (dict(adanorm_r=0.9), ValueError, "adanorm_r"),
+     (dict(foreach=True), ValueError, "foreach"), (dict(bogus=1), TypeError, "bogus"),
+     (dict(n_sma_threshold=-1), ValueError, "n_sma_threshold"), (dict(max_grad_norm=-1.0), ValueError, "max_grad_norm"),
+     (dict(rectify=1), TypeError, "rectify"), (dict(pre_norm="yes"), TypeError, "pre_norm")],
+)  # fmt: skip
+def test_lamb_refuses_options_it_does_not_offer_naming_them(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        adamkit.LAMB(make_params(np.float64), **kwargs)
+    adamkit.LAMB(make_params(np.float64), adanorm=False)  # the reference's default: accepted
+
+
+def test_lamb_rectify_skips_the_update_but_not_the_moments_before_the_threshold():
+    """rectify without degenerated_to_sgd: while ρ_t < 5 (the first steps at β2 = 0.999) only the decay and the
+    moments move, as the reference does."""
+    params = make_params(np.float64)
+    before = {k: v.copy() for k, v in params.items()}
+    opt = adamkit.LAMB(params, lr=0.01, rectify=True, weight_decay=0.1)
+    opt.step(next(grad_stream(params, 1)))
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k] * (1 - 0.01 * 0.1))
+    assert np.any(opt.state_dict()["state"]["w"]["exp_avg"] != 0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from llvmlite import ir
 from numba import types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, overload, register_jitable
@@ -119,26 +120,56 @@ def stream_key(seed: int, salt: int, step: int) -> np.uint64:
 
 
 @register_jitable
-def counter_hash(key, index):  # noqa: ANN001, ANN201 (numba)
-    """64 pseudo-random bits from (key, element index): the splitmix64 finaliser of ``key + index·φ`` (uint64,
-    wrapping). Counter-based: no state, the same bits in both engines whatever the threads or chunking. One hash
-    serves four stochastic roundings of an element (``random16(h, 0..3)``)."""
-    x = np.uint64(key) + np.uint64(index) * np.uint64(0x9E3779B97F4A7C15)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+def _stream(key, n):  # noqa: ANN001, ANN202 (numba)
+    """The 32-bit key of stream ``n``: a half of the 64-bit ``key`` (mixed with a constant for n ≥ 2)."""
+    k = np.uint32((np.uint64(key) >> np.uint64(32 * (n % 2))) & np.uint64(0xFFFFFFFF))
+    return k ^ np.uint32((0x632BE5AB * (n // 2)) & 0xFFFFFFFF)
+
+
+_PHI32, _M1, _M2 = 0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35
+
+
+def counter_hash(key: Any, index: Any, n: Any) -> Any:
+    """32 pseudo-random bits from (key, element index), stream ``n`` (0, 1, ...): murmur3's 32-bit finaliser of
+    ``(index·φ) xor k``, ``k`` a 32-bit half of the 64-bit ``key``. Counter-based: no state, the same bits in
+    both engines whatever the threads or chunking. In numba it is 32-bit LLVM arithmetic (numba would widen
+    uint32 to 64 bits), so the loop vectorizes 16 wide. One hash serves two stochastic roundings."""
+    x = (np.asarray(index).astype(np.uint32) * np.uint32(_PHI32)) ^ _stream(key, n)
+    x = (x ^ (x >> np.uint32(16))) * np.uint32(_M1)
+    x = (x ^ (x >> np.uint32(13))) * np.uint32(_M2)
+    return x ^ (x >> np.uint32(16))
+
+
+@intrinsic
+def _hash32(typingctx: Any, index: Any, k: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = context.get_value_type(types.uint32)
+        x = builder.xor(builder.mul(builder.trunc(args[0], i32), i32(_PHI32)), args[1])
+        for shift, factor in ((16, _M1), (13, _M2)):
+            x = builder.mul(builder.xor(x, builder.lshr(x, i32(shift))), i32(factor))
+        return builder.xor(x, builder.lshr(x, i32(16)))
+
+    return types.uint32(types.int64, types.uint32), codegen
+
+
+@overload(counter_hash, inline="always")
+def _counter_hash_numba(key, index, n):  # noqa: ANN001, ANN202 (numba matches the signature)
+    def impl(key, index, n):  # noqa: ANN001, ANN202
+        return _hash32(np.int64(index), _stream(key, n))
+
+    return impl
 
 
 @register_jitable
 def random16(h, k):  # noqa: ANN001, ANN201 (numba)
-    """The ``k``-th 16-bit field (k = 0..3, from the top) of the 64-bit hash ``h``."""
-    return (h >> np.uint64(48 - 16 * k)) & np.uint64(0xFFFF)
+    """The ``k``-th 16-bit half (k = 0: the high one, 1: the low one) of the 32-bit hash ``h``."""
+    return (h >> np.uint32(16 - 16 * k)) & np.uint32(0xFFFF)
 
 
 @register_jitable
 def bf16_round_stochastic(x, r):  # noqa: ANN001, ANN201 (numba)
     """float32 → bf16 word, rounded up with probability (dropped 16 bits)/2¹⁶: ``(u + r) >> 16`` with ``r``
-    16 random bits (``random16(counter_hash(key, index), k)``, ``key = stream_key(seed, salt, step)``).
+    16 random bits (``random16(counter_hash(key, index, n), k)``, ``key = stream_key(seed, salt, step)``).
     Unbiased: ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16
     unit (``|decode − x| < 2⁻⁷·|x|``)."""
     return np.uint16((np.uint64(bits(x)) + np.uint64(r)) >> np.uint64(16))
@@ -152,8 +183,7 @@ def magnitude_bits(x):  # noqa: ANN001, ANN201 (numba)
     return bits(x) & np.uint32(0x7FFFFFFF)
 
 
-@register_jitable
-def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
+def unsigned8_encode(x: Any, inv_scale: Any) -> Any:
     """A non-negative float32 → uint8 code of ``y = x·inv_scale`` (``inv_scale = 1/absmax``, so ``y ∈ [0, 1]``).
 
     Code ``c ≥ 1`` stands for ``from_bits(U8_BASE + c·2²⁰)``: an unsigned fp8 with 5 exponent bits' worth of
@@ -171,15 +201,13 @@ def unsigned8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
     return np.uint8(np.minimum(np.maximum(c, nonzero), np.int64(255)))
 
 
-@register_jitable
-def unsigned8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
+def unsigned8_decode(c: Any, scale: Any) -> Any:
     """uint8 code → float32 ``value(c)·scale`` (``value(0) = 0``)."""
     c = np.uint32(c)
     return from_bits((np.uint32(U8_BASE) + (c << np.uint32(_SHIFT))) * np.minimum(c, np.uint32(1))) * scale
 
 
-@register_jitable
-def signed8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
+def signed8_encode(x: Any, inv_scale: Any) -> Any:
     """A float32 → int8 code ``±k`` of ``y = x·inv_scale ∈ [−1, 1]``; the magnitude ``k ≥ 1`` stands for
     ``from_bits(S8_BASE + k·2²⁰)``: a signed fp8 (4 exponent bits' worth: 15.75 binades, down to
     ``S8_SMALLEST ≈ 1.8e-5``; 3 mantissa bits); 127 ↔ 1.0. Rounded to nearest in the bit pattern; magnitudes
@@ -194,13 +222,111 @@ def signed8_encode(x, inv_scale):  # noqa: ANN001, ANN201 (numba)
     return np.int8(k - ((u >> np.int64(31)) & np.int64(1)) * (k + k))
 
 
-@register_jitable
-def signed8_decode(c, scale):  # noqa: ANN001, ANN201 (numba)
+def signed8_decode(c: Any, scale: Any) -> Any:
     """int8 code → float32 ``±value(|c|)·scale`` (``value(0) = 0``)."""
     c = np.int32(c)
     k = np.uint32(np.abs(c))
     sign = np.uint32(c < 0) << np.uint32(31)
     return from_bits(((np.uint32(S8_BASE) + (k << np.uint32(_SHIFT))) * np.minimum(k, np.uint32(1))) | sign) * scale
+
+
+def max_magnitude(acc: Any, x: Any) -> Any:
+    """``max(acc, magnitude_bits(x))`` (uint32): one step of a block's absmax, as integers."""
+    return np.maximum(acc, magnitude_bits(x))
+
+
+# In numba the int8 encoders and the absmax step are 32-bit LLVM code: numba's own typing widens uint32/int32
+# arithmetic to 64 bits, which halves the vector width of the encode loop. Same formulas, same bits.
+def _clamp(builder: Any, x: Any, low: Any, high: Any) -> Any:
+    x = builder.select(builder.icmp_signed("<", x, low), low, x)
+    return builder.select(builder.icmp_signed(">", x, high), high, x)
+
+
+def _magnitude(builder: Any, x: Any) -> Any:
+    i32 = ir.IntType(32)
+    return builder.and_(builder.bitcast(x, i32), i32(0x7FFFFFFF))
+
+
+@intrinsic
+def _unsigned8_ir(typingctx: Any, x: Any, inv_scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        u = _magnitude(builder, builder.fmul(args[0], args[1]))
+        c = builder.ashr(builder.add(u, i32(_HALF - U8_BASE)), i32(_SHIFT))
+        nonzero = builder.zext(builder.icmp_unsigned("!=", _magnitude(builder, args[0]), i32(0)), i32)
+        c = _clamp(builder, c, nonzero, i32(255))
+        return builder.trunc(c, ir.IntType(8))
+
+    return types.uint8(types.float32, types.float32), codegen
+
+
+@intrinsic
+def _signed8_ir(typingctx: Any, x: Any, inv_scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        y = builder.bitcast(builder.fmul(args[0], args[1]), i32)
+        magnitude = builder.and_(y, i32(0x7FFFFFFF))
+        k = builder.ashr(builder.add(magnitude, i32(_HALF - S8_BASE)), i32(_SHIFT))
+        k = _clamp(builder, k, i32(0), i32(127))
+        negative = builder.lshr(y, i32(31))
+        code = builder.sub(k, builder.mul(negative, builder.add(k, k)))
+        return builder.trunc(code, ir.IntType(8))
+
+    return types.int8(types.float32, types.float32), codegen
+
+
+@intrinsic
+def _max_magnitude_ir(typingctx: Any, acc: Any, x: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        m = _magnitude(builder, args[1])
+        return builder.select(builder.icmp_unsigned(">", m, args[0]), m, args[0])
+
+    return types.uint32(types.uint32, types.float32), codegen
+
+
+def _code_value(builder: Any, base: int, k: Any) -> Any:
+    """The float32 of magnitude code ``k`` (i32 ≥ 0): ``from_bits(base + k·2²⁰)``, 0 for ``k = 0``."""
+    i32 = ir.IntType(32)
+    b = builder.add(i32(base), builder.shl(k, i32(_SHIFT)))
+    return builder.select(builder.icmp_signed("==", k, i32(0)), i32(0), b)
+
+
+@intrinsic
+def _unsigned8_decode_ir(typingctx: Any, c: Any, scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        value = _code_value(builder, U8_BASE, builder.zext(args[0], ir.IntType(32)))
+        return builder.fmul(builder.bitcast(value, ir.FloatType()), args[1])
+
+    return types.float32(types.uint8, types.float32), codegen
+
+
+@intrinsic
+def _signed8_decode_ir(typingctx: Any, c: Any, scale: Any) -> Any:
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = ir.IntType(32)
+        c = builder.sext(args[0], i32)
+        negative = builder.icmp_signed("<", c, i32(0))
+        value = _code_value(builder, S8_BASE, builder.select(negative, builder.neg(c), c))
+        value = builder.or_(value, builder.shl(builder.zext(negative, i32), i32(31)))
+        return builder.fmul(builder.bitcast(value, ir.FloatType()), args[1])
+
+    return types.float32(types.int8, types.float32), codegen
+
+
+def _lower(function: Any, lowered: Any, cast_a: Any, cast_b: Any) -> None:
+    """In numba, ``function(a, b)`` is ``lowered(cast_a(a), cast_b(b))`` (an intrinsic of fixed types)."""
+
+    def typer(a, b):  # noqa: ANN001, ANN202 (numba matches the signature)
+        return lambda a, b: lowered(cast_a(a), cast_b(b))
+
+    overload(function, inline="always")(typer)
+
+
+_lower(unsigned8_decode, _unsigned8_decode_ir, np.uint8, np.float32)
+_lower(signed8_decode, _signed8_decode_ir, np.int8, np.float32)
+_lower(unsigned8_encode, _unsigned8_ir, np.float32, np.float32)
+_lower(signed8_encode, _signed8_ir, np.float32, np.float32)
+_lower(max_magnitude, _max_magnitude_ir, np.uint32, np.float32)
 
 
 @register_jitable

@@ -87,17 +87,24 @@ def step_numpy(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.nda
 def step_fused(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.ndarray], scalars: tuple) -> None:
     """The fused engine over some tensors of a bucket, in one kernel call: over the packed buffer, or over the
     tensors where they live (by address, one chunk of at most ``flat.CHUNK`` elements per parallel task)."""
+    kernel, arrays = fused_call(rule, tensors, g, slots)
+    kernel(*arrays, *scalars)
+
+
+def fused_call(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.ndarray]) -> tuple[Kernel, tuple]:
+    """The kernel ``step_fused`` calls for these tensors, gradient and slots, and its arguments before the
+    scalars (arrays, addresses): valid as long as those arrays are."""
     kernels = _kernels(rule, len(slots))
     if tensors.flat is not None and isinstance(g, np.ndarray):
         kernel = kernels.parallel if tensors.size >= PARALLEL_MIN_SIZE else kernels.serial
-        return kernel(tensors.flat, g, *slots, *scalars)
+        return kernel, (tensors.flat, g, *slots)
     like = tensors.views[0][:0] if tensors.views else np.empty(0)
     if isinstance(g, np.ndarray):
         g_at = g.ctypes.data + tensors.offsets_array * g.itemsize
     else:
         g_at = np.fromiter((x.ctypes.data for x in g), np.int64, len(g))
     kernel = kernels.chunked_parallel if tensors.size >= PARALLEL_MIN_SIZE else kernels.chunked_serial
-    kernel(tensors.addresses, g_at, tensors.chunks, like, *slots, *scalars)
+    return kernel, (tensors.addresses, g_at, tensors.chunks, like, *slots)
 
 
 def prepare(

@@ -91,6 +91,7 @@ class FlatBuffer:
     work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
     last_cast: tuple | None = None  # (scalars, their types, cast to dtype): the last step's, reused when equal
     lowp: Any = None  # low-precision storage (an adamkit.lowp.Precision), None for plain float state
+    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Optimizer._launches)
     _all: Tensors | None = None
     _scratch: np.ndarray | None = None
 
@@ -119,6 +120,12 @@ class FlatBuffer:
     def size(self) -> int:
         return self.grad.size
 
+    def stepped(self, t: int, scalars: dict[str, float]) -> None:
+        """Record a step of every tensor: step count ``t``, host scalars ``scalars`` (one dict, shared: it is
+        replaced at the next step, never mutated)."""
+        n = len(self.segments)
+        self.steps, self.scalars, self.uniform = [t] * n, [scalars] * n, True
+
     def slot(self, name: str, fill: float = 0.0) -> np.ndarray:
         """The flat state array ``name``, created filled with ``fill`` on first use."""
         if name not in self.state:
@@ -128,7 +135,7 @@ class FlatBuffer:
     def __getstate__(self) -> dict:
         """For copy and pickle: no cached addresses (they would point into the original's arrays) and, when
         packed, no parameter views (rebuilt as views of the copied buffer)."""
-        state = {**self.__dict__, "_all": None, "_scratch": None, "work": None}
+        state = {**self.__dict__, "_all": None, "_scratch": None, "work": None, "launch": None}
         if self.data is not None:
             state["params"] = None
         return state
@@ -141,8 +148,9 @@ class FlatBuffer:
     def scratch(self, sources: dict[str, np.ndarray] | None) -> np.ndarray:
         """A flat scratch gradient holding this step's gradients (``sources`` by name, else ``grad``): one
         copy, laid out as ``grad``."""
-        if self._scratch is None:
-            self._scratch = np.empty_like(self.grad)
+        if self._scratch is None:  # bf16 gradients are transformed in float32 (hooks' reductions need a float)
+            wide = self.grad.dtype.name == "bfloat16"
+            self._scratch = np.empty(self.grad.shape, np.float32 if wide else self.grad.dtype)
         if sources is None:
             self._scratch[...] = self.grad
         elif self.segments:

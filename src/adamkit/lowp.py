@@ -46,7 +46,10 @@ NONNEGATIVE_SLOTS = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "su
 
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype a bucket's arithmetic runs in: float32 for bf16 parameters, else the parameters' own."""
-    return np.dtype(np.float32) if dtype == BFLOAT16 else np.dtype(dtype)
+    return _COMPUTE.get(dtype, dtype)  # a dict lookup: every step asks
+
+
+_COMPUTE = {BFLOAT16: np.dtype(np.float32)}
 
 
 @dataclass
@@ -246,12 +249,9 @@ def _encode_tensor(coded: Coded, prec: Precision, i: int, offset: int, y: np.nda
 
 
 # ------------------------------------------------------------------------------------------------ engines
-_SECOND_KEY = np.uint64(0x5851F42D4C957F2D)  # xor-ed into the key for the 5th to 8th rounding of an element
-
-
 def random_fields(prec: Precision, slot_kinds: Sequence[str]) -> dict[Any, int]:
-    """Which 16-bit field of an element's hashes each stochastic rounding uses: ``"p"`` (bf16 parameters), then
-    each bf16 slot by position (``stochastic_rounding=True``; none otherwise)."""
+    """Which 16-bit field of an element's hashes (two per 32-bit hash) each stochastic rounding uses: ``"p"``
+    (bf16 parameters), then each bf16 slot by position (``stochastic_rounding=True``; none otherwise)."""
     if not prec.stochastic_rounding:
         return {}
     users = (["p"] if prec.bf16_params else []) + [j for j, kind in enumerate(slot_kinds) if kind == "bf16"]
@@ -260,8 +260,7 @@ def random_fields(prec: Precision, slot_kinds: Sequence[str]) -> dict[Any, int]:
 
 def _random(key: np.uint64, index: np.ndarray, field: int) -> np.ndarray:
     """NumPy: the 16 random bits of ``field`` for elements ``index``."""
-    h = codecs.counter_hash(key if field < 4 else key ^ _SECOND_KEY, index)
-    return codecs.random16(h, field % 4)
+    return codecs.random16(codecs.counter_hash(key, index, field // 2), field % 2)
 
 
 def step_numpy(
@@ -378,10 +377,9 @@ _HEADER = """\
 import numba
 import numpy as np
 from adamkit.codecs import (as_float, bf16_decode, bf16_encode, bf16_round_stochastic, counter_hash, from_bits,
-                            inverse_scale, magnitude_bits, random16, signed8_decode, signed8_encode,
+                            inverse_scale, max_magnitude, random16, signed8_decode, signed8_encode,
                             unsigned8_decode, unsigned8_encode)
 from adamkit.engine import at_address
-from adamkit.lowp import _SECOND_KEY
 from {module} import {name} as rule
 
 _options = dict(cache=CACHE, nogil=True, error_model="numpy")
@@ -433,13 +431,13 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochast
     def bf16_write(x: str, user: Any) -> str:
         if user not in fields:
             return f"bf16_encode({x})"
-        return f"bf16_round_stochastic({x}, random16(h{fields[user] // 4}, {fields[user] % 4}))"
+        return f"bf16_round_stochastic({x}, random16(h{fields[user] // 2}, {fields[user] % 2}))"
 
     def element(inputs: list[str], p: str, g: str, index: str, codes: str, int8_out: Any) -> list[str]:
         """One element: hashes (if stochastic), the rule, the parameter and the bf16 slots (arrays ``codes``
         formatted with the slot's number) written, ``int8_out(j)``: the lines for int8 slot ``j``."""
-        hashes = sorted({k // 4 for k in fields.values()})
-        body = [f"h{h} = counter_hash(key{' ^ _SECOND_KEY' if h else ''}, {index})" for h in hashes]
+        hashes = sorted({k // 2 for k in fields.values()})
+        body = [f"h{h} = counter_hash(key, {index}, {h})" for h in hashes]
         body += [f"{outs} = rule(as_float({p}[i]), as_float({g}[i]), {', '.join(inputs + scalars)})"]
         body += [f"{p}[i] = {bf16_write('pn', 'p') if bf16_params else 'pn'}"]
         for j in range(n_slots):
@@ -465,7 +463,7 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochast
         row = {j: r for r, j in enumerate(int8)}
         body = element(
             inputs, "pb", "gb", "o + j0 + i", "b{}",
-            lambda j: [f"buf[{row[j]}, i] = y{j}", f"x{j} = max(x{j}, magnitude_bits(y{j}))"],
+            lambda j: [f"buf[{row[j]}, i] = y{j}", f"x{j} = max_magnitude(x{j}, y{j})"],
         )  # fmt: skip
         lines += ["        for i in range(m):", *(f"            {x}" for x in body)]
         for j in int8:

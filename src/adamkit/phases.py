@@ -9,7 +9,7 @@ it keeps only during a step (``_SCRATCH``: never saved, never loaded) and adds i
 folding, atomic refusal, step counts and schedules work as for every other optimizer.
 
 Reductions have a fixed order (as ``adamkit.reduce``): each chunk of the chunk table (at most ``flat.CHUNK``
-elements of one tensor) is summed serially in float64 (four interleaved partial sums, added pairwise), threads
+elements of one tensor) is summed by ``reduce.lane_sum_of_squares`` in float64, threads
 take whole chunks, and each tensor's chunk sums are added in chunk order. The result does not depend on the
 thread count, and an empty tensor gets 0.
 """
@@ -37,6 +37,7 @@ from .engine import (
 )
 from .flat import FlatBuffer, Tensors
 from .optimizer import Job, Optimizer
+from .reduce import lane_sum_of_squares
 
 
 # ------------------------------------------------------------------------------------- reductions
@@ -44,20 +45,8 @@ from .optimizer import Job, Optimizer
 def _chunk_sum_of_squares(at, chunks, like, out, c):  # noqa: ANN001, ANN202 (numba)
     """``out[s, c]``: Σx² over chunk ``c`` of source ``s`` (``at[s, k]``: address of tensor k's first element)."""
     k, a, b = chunks[c, 0], chunks[c, 1], chunks[c, 2]
-    n = b - a
     for s in range(at.shape[0]):
-        x = at_address(at[s, k] + a * like.itemsize, n, like)
-        s0 = s1 = s2 = s3 = 0.0  # four interleaved sums (a fixed order, four times the adds in flight)
-        for i in range(0, n - n % 4, 4):
-            v0, v1, v2, v3 = np.float64(x[i]), np.float64(x[i + 1]), np.float64(x[i + 2]), np.float64(x[i + 3])
-            s0 += v0 * v0
-            s1 += v1 * v1
-            s2 += v2 * v2
-            s3 += v3 * v3
-        for i in range(n - n % 4, n):
-            v = np.float64(x[i])
-            s0 += v * v
-        out[s, c] = (s0 + s1) + (s2 + s3)
+        out[s, c] = lane_sum_of_squares(at_address(at[s, k] + a * like.itemsize, b - a, like))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -160,6 +149,11 @@ def _segment_kernels(rule: Rule, n_slots: int, per_segment: tuple[str, ...]) -> 
     return SegmentKernels(kernels.serial, kernels.parallel)
 
 
+@cache
+def _scalar_names(rule: Rule, n_slots: int) -> tuple[str, ...]:
+    return tuple(inspect.signature(rule).parameters)[1 + n_slots :]
+
+
 def segment_map(
     engine: str,
     rule: Rule,
@@ -171,7 +165,7 @@ def segment_map(
     array holds one value per tensor (tensor ``k`` reads entry ``k``). The slots are flat arrays laid out as the
     bucket's gradient. ``engine="numpy"`` calls the rule on each tensor's views; ``"fused"`` inlines it into
     one numba loop over the chunk table (each chunk belongs to one tensor, so it reads its scalar once)."""
-    names = tuple(inspect.signature(rule).parameters)[1 + len(slots) :]
+    names = _scalar_names(rule, len(slots))
     per_segment = tuple(x for x in names if isinstance(scalars[x], np.ndarray))
     if engine == "numpy":
         for k, (p, a) in enumerate(zip(tensors.views, tensors.offsets)):

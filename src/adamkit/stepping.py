@@ -13,13 +13,14 @@ import math
 import operator
 from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
 
 from . import lowp
 from ._checks import check_choice
-from .engine import ENGINES, Rule, prepare
+from .engine import ENGINES, Rule, fused_call, prepare
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Tensors
 from .hooks import Hook
 from .reduce import all_finite
@@ -72,6 +73,15 @@ class Stepping:
         self._adopt_rebound()
         self._apply_schedule()
         self._check_groups()
+        if grads is None and not skip and not self.hooks and self._nonfinite == "ignore":
+            launches = self._launches()
+            if launches is not None:  # every bucket as the last step left it: no re-planning of arrays
+                for _, launch, scalars, _, _ in launches:
+                    launch.kernel(*launch.arrays, *scalars)
+                for flat, _, _, t, after in launches:
+                    flat.stepped(t, after)
+                self._advance_schedule()
+                return
         sources = self._match_grads(grads) if grads is not None else None
         skipped = set(skip)
         for hook in self.hooks:
@@ -93,9 +103,38 @@ class Stepping:
                 flat.work = None
         for job in jobs:
             job.commit()
+        self._advance_schedule()
+
+    def _advance_schedule(self) -> None:
         if self._schedule is not None:
             self._schedule_t += 1
             self._apply_schedule()
+
+    def _launches(self) -> list[tuple] | None:
+        """The fast path of a plain step (all gradients in ``opt.grads``, no skip, hooks or finiteness check,
+        the fused engine): each bucket's ``Launch`` from an earlier step with this step's scalars, planned and
+        cast for every bucket before any runs; None where some bucket needs the full path (a tensor skipped a
+        step, the state or the tensors were replaced, the rule, slots or scalar types changed)."""
+        if self.engine != "fused" or type(self)._jobs is not Stepping._jobs:
+            return None
+        out = []
+        for group, flats in zip(self.param_groups, self._flats):
+            for flat in flats:
+                launch = flat.launch
+                if launch is None or not flat.uniform:
+                    return None
+                if launch.state is not flat.state or launch.tensors is not flat._all:
+                    return None
+                t = flat.steps[0] + 1
+                view = Run(flat.dtype, flat.state, dict(flat.scalars[0]))
+                rule, slots, scalars = self._plan(group, view, t)
+                if rule is not launch.rule or slots != launch.slots:
+                    return None
+                scalars = self._cast(flat, scalars, launch.names)
+                if tuple(map(type, scalars)) != launch.types:
+                    return None
+                out.append((flat, launch, scalars, t, view.scalars))
+        return out
 
     def _check_groups(self) -> None:
         """``_check`` every param group whose hyperparameters changed since they last passed (all, at first)."""
@@ -182,6 +221,9 @@ class Stepping:
             prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
             arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
             jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
+            if members is None and g is flat.grad and not new and self.engine == "fused":
+                kernel, args = fused_call(rule, tensors, g, arrays)
+                flat.launch = Launch(rule, slots, names, tuple(map(type, scalars)), state, tensors, kernel, args)
         return jobs
 
     def _run(self, jobs: list[Job]) -> None:
@@ -239,9 +281,7 @@ class Job:
         flat = self.flat
         flat.state.update(self.new_slots)
         if self.members is None:
-            n = len(flat.segments)
-            flat.steps, flat.scalars = [self.t] * n, [self.scalars_after] * n  # one dict, replaced, never mutated
-            flat.uniform = True
+            flat.stepped(self.t, self.scalars_after)
             return
         for i in self.members:
             flat.steps[i] = self.t
@@ -265,6 +305,22 @@ class LowPrecisionJob(Job):
         return [a for s in self.slots for a in s.arrays()]
 
 
+@dataclass
+class Launch:
+    """A whole bucket's kernel call as a step prepared it (``engine.fused_call``): later steps call ``kernel``
+    on ``arrays`` with their own scalars while the bucket keeps this ``state`` dict and ``tensors`` and the plan
+    gives the same rule, slots and scalar types (see ``Stepping._launches``)."""
+
+    rule: Rule
+    slots: tuple[str, ...]
+    names: tuple[str, ...]  # the rule's scalar names
+    types: tuple[type, ...]  # the types of the cast scalars the kernel was prepared for
+    state: dict[str, np.ndarray]
+    tensors: Tensors
+    kernel: Any
+    arrays: tuple
+
+
 def _filled(flat: FlatBuffer, fill: float) -> np.ndarray:
     return np.full(flat.size, fill, dtype=flat.dtype)
 
@@ -279,6 +335,8 @@ def _cast(scalars: tuple, dtype: np.dtype, names: tuple[str, ...], owner: str) -
     """Hyperparameters in the buffer's dtype (flags stay bool), so float32 math stays float32; a value that is
     not finite there (an overflow such as lr=1e39 in float32, or a bias correction that rounds to 0) is refused."""
     x, limit = dtype.type, _LARGEST[dtype]
+    if all(map(operator.le, map(abs, scalars), repeat(limit))):  # the common case: every value fits (NaN fails)
+        return tuple([v if v.__class__ in _FLAGS else x(v) for v in scalars])
     out = []
     for name, value in zip(names, scalars):
         if isinstance(value, (bool, np.bool_)):
@@ -300,3 +358,4 @@ def _cast(scalars: tuple, dtype: np.dtype, names: tuple[str, ...], owner: str) -
 
 
 _LARGEST = {dtype: float(np.finfo(dtype).max) for dtype in SUPPORTED_DTYPES}
+_FLAGS = frozenset({bool, np.bool_})

@@ -40,6 +40,9 @@ IN_PLACE_MIN_SIZE = 1 << 16
 """From this many parameter elements on, ``update()`` reads gradients where they are rather than copying them
 (below it, one copy per buffer costs less than the per-gradient checks of reading them in place)."""
 FLOATS = frozenset(map(np.dtype, (np.float16, np.float32, np.float64, np.longdouble)))
+NOTHING: frozenset[str] = frozenset()
+_data, _grad_data = operator.attrgetter("data"), operator.attrgetter("grad.data")
+_shape, _dtype = operator.attrgetter("shape"), operator.attrgetter("dtype")
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Binding:
     bound_views: list[np.ndarray] = field(default_factory=list)
     bound_shapes: list[tuple[int, ...]] = field(default_factory=list)
     size: int = 0  # elements bound
+    grad_dtypes: list[np.dtype] = field(default_factory=list)  # the grads' dtypes at the last update (all float)
 
 
 def binding(opt: Optimizer) -> Binding | None:
@@ -96,8 +100,10 @@ def setup(opt: Optimizer, model: Any) -> Optimizer:
         if not hasattr(p, "data"):
             raise TypeError(f"setup(model): parameter {name!r} has no .data (got {type(p).__name__})")
         if p.data is not None and not isinstance(p.data, np.ndarray):
-            raise TypeError(f"setup(model): parameter {name!r}: .data must be a NumPy array or None (lazy), "
-                            f"got {type(p.data).__name__}")
+            raise TypeError(
+                f"setup(model): parameter {name!r}: .data must be a NumPy array or None (lazy), "
+                f"got {type(p.data).__name__}"
+            )
         if id(p) in b.names:
             raise ValueError(f"setup(model): parameter {name!r} is already set up in this optimizer")
         if name in b.names.values() or name in opt.params:
@@ -145,6 +151,9 @@ def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
         raise RuntimeError("update(): call opt.setup(model) first")
     if b.pending:
         bind_ready(opt, b)
+    if not hooks and b.size < IN_PLACE_MIN_SIZE and copied_in(b):
+        opt._step(None, skip=NOTHING)
+        return
     active = None
     if hooks:
         params = [p for p in b.objects if p.grad is not None]  # DeZero's update(): these, in this order
@@ -155,6 +164,29 @@ def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
     for write in writes:
         write()
     opt._step(sources, skip=skip)
+
+
+def copied_in(b: Binding) -> bool:
+    """The book-sized common case, checked in C-level passes over the parameters: every ``.data`` still bound,
+    every grad a DeZero Variable of float data of the right shape. Then its gradients are copied into the
+    flat gradient buffers (one ``concatenate`` per buffer) and True is returned; otherwise nothing is written."""
+    objects = b.bound_objects
+    if not all(map(operator.is_, map(_data, objects), b.bound_views)):
+        return False
+    try:
+        arrays = list(map(_grad_data, objects))
+        if list(map(_shape, arrays)) != b.bound_shapes:
+            return False
+        dtypes = list(map(_dtype, arrays))
+    except AttributeError:  # a grad is None, or a plain ndarray (its .data is a memoryview): see gather
+        return False
+    if dtypes != b.grad_dtypes:
+        if not FLOATS.issuperset(dtypes):
+            return False
+        b.grad_dtypes = dtypes
+    for bf in b.bound:
+        np.concatenate(arrays[bf.start : bf.stop], axis=None, out=bf.flat.grad, casting="same_kind")
+    return True
 
 
 def gather(

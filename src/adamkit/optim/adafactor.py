@@ -17,6 +17,7 @@ from ..factored import (
     full_apply,
     full_direction_norm2,
     row_col_sums_of_squares,
+    rows_sum_of_squares,
     scaled_direction,
     torch_lerp,
 )
@@ -135,7 +136,7 @@ class Adafactor(PerTensorOptimizer):
             else:
                 norm2 = full_direction_norm2(g, v, *lerp_args, *common)
         if numpy:
-            norm2 = sum_of_squares([u])
+            norm2 = rows_sum_of_squares(u, b, r, c) if len(seg.shape) >= 2 else sum_of_squares([u])
         coef = alpha / max(1.0, math.sqrt(norm2) / (n**0.5 * group["d"]))
         if numpy:
             p[...] = decayed_step(p, u, x(decay), x(coef))

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from .._checks import check_bool, check_choice, check_range
 from ..elementwise import elementwise
@@ -42,20 +43,56 @@ def decayed_update(p, o, decay, step):
 
 def newton_schulz(x: np.ndarray, coefficients: tuple[float, float, float], steps: int, eps: float) -> np.ndarray:
     """``steps`` quintic Newton–Schulz iterations towards the orthogonal factor of the 2-D ``x`` (torch's
-    ``_zeropower_via_newtonschulz`` in ``x``'s dtype, with BLAS matmuls)::
+    ``_zeropower_via_newtonschulz``, in ``x``'s dtype)::
 
         X ← X / max(‖X‖_F, ε)   (on the wide orientation: Xᵀ if rows > cols)
         A = X·Xᵀ;  X ← a·X + (b·A + c·A·A)·X
+
+    Every iterate is ``X_k = q_k(A₀)·X₀``, a polynomial in the Gram matrix ``A₀ = X₀·X₀ᵀ``: with ``A₀ = V·Λ·Vᵀ``,
+    ``q_{k+1}(λ) = (a + b·s + c·s²)·q_k(λ)`` where ``s = q_k(λ)²·λ`` (the iteration on each squared singular
+    value). So the result is computed as ``V·q(Λ)·Vᵀ·X₀``: one symmetric eigendecomposition of the smaller Gram
+    matrix and three matmuls, instead of three matmuls per iteration (equal in exact arithmetic; on a
+    2560 × 4096 matrix, 2-3× fewer flops than five iterations). A non-finite ``X`` or a failed decomposition
+    takes the iteration itself (:func:`newton_schulz_iteration`).
     """
     a, b, c = (x.dtype.type(k) for k in coefficients)
     tall = x.shape[0] > x.shape[1]
     x = x.T if tall else x
     norm = x.dtype.type(math.sqrt(sum_of_squares([np.ascontiguousarray(x).reshape(-1)])))
     x = x / max(norm, x.dtype.type(eps))
+    spectrum = _gram_eigh(x) if math.isfinite(norm) else None
+    if spectrum is None:
+        out = newton_schulz_iteration(x, (a, b, c), steps)
+    else:
+        lam, v = spectrum
+        q = np.ones_like(lam)
+        for _ in range(steps):
+            s = q * q * lam
+            q = (a + b * s + c * (s * s)) * q
+        if np.all(q >= 0):  # V·q·Vᵀ = W·Wᵀ with W = V·√q: the symmetric product, half the flops
+            w = v * np.sqrt(q)
+            out = (w @ w.T) @ x
+        else:
+            out = ((v * q) @ v.T) @ x
+    return out.T if tall else out
+
+
+def _gram_eigh(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(Λ, V)`` of ``x·xᵀ`` (LAPACK's divide and conquer), or None if it does not converge."""
+    try:
+        return scipy.linalg.eigh(x @ x.T, driver="evd", overwrite_a=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return None
+
+
+def newton_schulz_iteration(x: np.ndarray, coefficients: tuple, steps: int) -> np.ndarray:
+    """The iteration of :func:`newton_schulz` on the normalized, wide ``x``, as torch writes it (BLAS matmuls;
+    ``A·Aᵀ`` for ``A·A``, ``A`` being symmetric, so that NumPy takes the symmetric product)."""
+    a, b, c = coefficients
     for _ in range(steps):
         gram = x @ x.T
-        x = a * x + (b * gram + c * (gram @ gram)) @ x
-    return x.T if tall else x
+        x = a * x + (b * gram + c * (gram @ gram.T)) @ x
+    return x
 
 
 def adjusted_lr(lr: float, adjust_lr_fn: str | None, shape: tuple[int, ...]) -> float:
@@ -76,7 +113,8 @@ class Muon(PerTensorOptimizer):
         O = NS_k^{(a,b,c)}(U; ε)    (Newton–Schulz, see :func:`newton_schulz`)
         p ← (1 − lr·λ)·p − lr·adj(shape)·O
 
-    torch runs the Newton–Schulz iteration in bfloat16; adamkit runs it in the parameter's dtype. The others::
+    torch runs the Newton–Schulz iteration in bfloat16; adamkit evaluates the same polynomial in the parameter's
+    dtype, through the Gram matrix's eigendecomposition (see :func:`newton_schulz`). The others::
 
         p ← (1 − lr_w·λ_w)·p;  AdamW's moments and update with adamw_lr, adamw_betas, adamw_eps
 

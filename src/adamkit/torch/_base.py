@@ -26,12 +26,14 @@ before every step, so ``lr_scheduler`` and ``param_groups[i]["lr"] = ...`` work 
 from __future__ import annotations
 
 import copy
+import functools
 import operator
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.optim.optimizer as torch_optimizer
 
 from .. import lowp
 from .._checks import check_choice
@@ -71,6 +73,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return tuple(_plain(v) for v in value)
     return value
+
+
+_data_ptr = torch.Tensor.data_ptr
+_grad_of = operator.attrgetter("grad")
 
 
 class _Bound:
@@ -134,7 +140,29 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._tensor_params: list[list[torch.Tensor]] = []  # torch group → params stepped with torch ops
         self._stale = False  # core state changed since self.state was last exported
         self._evicted: frozenset[str] = frozenset()  # moved to another device/dtype: skipped by the core
+        self._bindings: tuple[list, list, list] | None = None  # see _still_bound
+        self._synced: list[tuple | None] = []  # per torch group: the hyperparameter values last synced
         super().__init__(params, defaults)
+
+    @staticmethod
+    def profile_hook_step(func: Callable[..., Any]) -> Callable[..., Any]:
+        """torch.optim's step wrapper (profiler label, step pre/post hooks), entered only when there is something
+        for it to do: a profiler running or a hook registered (it costs ~10 µs a step otherwise)."""
+        hooked = torch.optim.Optimizer.profile_hook_step(func)
+
+        @functools.wraps(func)
+        def wrapper(self: TorchOptimizer, *args: Any, **kwargs: Any) -> Any:
+            if (
+                self._optimizer_step_pre_hooks
+                or self._optimizer_step_post_hooks
+                or torch_optimizer._global_optimizer_pre_hooks
+                or torch_optimizer._global_optimizer_post_hooks
+                or torch._C._autograd._profiler_enabled()
+            ):
+                return hooked(self, *args, **kwargs)
+            return func(self, *args, **kwargs)
+
+        return wrapper
 
     # ------------------------------------------------------------------------------------- state
     @property  # type: ignore[override]
@@ -235,11 +263,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             if not fast:
                 self._core_index.append(None)
                 return
-            start = len(self._bound)
-            names = [str(start + i) for i in range(len(fast))]
-            arrays = {n: _numpy(_real(p.detach())) for n, p in zip(names, fast)}
+            arrays = [_numpy(_real(p.detach())) for p in fast]  # a list: the core names them, uniquely
             self._core.add_param_group({"params": arrays, **hyper}, packed=True)
             self._core_index.append(len(self._core.param_groups) - 1)
+            names = self._core.param_groups[-1]["param_names"]
         except BaseException:
             self.param_groups.pop()
             del self._tensor_params[len(self.param_groups) :], self._core_index[len(self.param_groups) :]
@@ -273,6 +300,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             p.grad = grad
         b = _Bound(name, p, data, grad, len(self.param_groups) - 1)
         self._bound.append(b)
+        self._bindings = None
         self._by_param[id(p)] = b
 
     # ---------------------------------------------------------------------- adamkit.save / adamkit.load
@@ -302,12 +330,26 @@ class TorchOptimizer(torch.optim.Optimizer):
         return {k: _plain(group[k]) for k in self._core_keys}
 
     def _sync_groups(self) -> None:
-        """torch's param_groups are the truth: copy their hyperparameters into the core's groups."""
-        for group, ci in zip(self.param_groups, self._core_index):
+        """torch's param_groups are the truth: copy their hyperparameters into the core's groups (checked first).
+
+        A group whose values are the very ones synced last time (same objects, none a tensor: a tensor lr may
+        change in place) is skipped: most steps, where nothing but a scheduler's lr changes, or nothing at all.
+        """
+        synced = self._synced
+        del synced[len(self.param_groups) :]
+        synced += [None] * (len(self.param_groups) - len(synced))
+        for i, (group, ci) in enumerate(zip(self.param_groups, self._core_index)):
+            values = tuple(map(group.get, self._core_keys))
+            last = synced[i]
+            if last is not None and all(map(operator.is_, last, values)):
+                continue
             hyper = self._core_hyper(group)
             self._core._check(hyper)
             if ci is not None:
                 self._core.param_groups[ci].update(hyper)
+            plain = not any(isinstance(v, (torch.Tensor, list)) or type(v) is tuple and any(
+                isinstance(x, (torch.Tensor, list)) for x in v) for v in values)  # fmt: skip
+            synced[i] = values if plain else None
 
     # -------------------------------------------------------------------------------------- step
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -331,13 +373,20 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._stale = True
         return loss
 
+    def _still_bound(self) -> bool:
+        """Whether every core-held parameter's storage and gradient are still our views (the common case):
+        two C-level passes over the parameters, ``data_ptr()`` and ``.grad`` (no Python per parameter)."""
+        if self._bindings is None:
+            bound = self._bound
+            self._bindings = [b.param for b in bound], [b.ptr for b in bound], [b.grad for b in bound]
+        params, ptrs, grads = self._bindings
+        return list(map(_data_ptr, params)) == ptrs and all(map(operator.is_, map(_grad_of, params), grads))
+
     def _collect(self, bound: list[_Bound]) -> list[str]:
         """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
-        params = [b.param for b in bound]
-        if [p.data_ptr() for p in params] == [b.ptr for b in bound] and all(
-            map(operator.is_, [p.grad for p in params], [b.grad for b in bound])
-        ):
-            return []  # the common case, in three passes: every parameter and gradient still bound
+        if bound is self._bound and self._still_bound():
+            return []
+        self._bindings = None  # rebuilt at the next step, after the rebinding below
         skip, dst, src, rebind = [], [], [], []
         for b in list(bound):
             p = b.param
