@@ -62,21 +62,29 @@ def test_torch_ops_path_matches_torch(case):
         check(case, ours_model, ref_model, dtype)
 
 
+@pytest.mark.parametrize("engine", ["fused", "torch"])
 @pytest.mark.parametrize("name", ["Adam", "SGD", "NAdam", "RMSprop"])
-def test_bfloat16_takes_the_torch_ops_path(name):
-    """bf16 parameters are stepped by torch ops, in float32 arithmetic, stored in bf16 as torch does."""
+def test_bfloat16_models(name, engine):
+    """bf16 parameters are stepped in float32 arithmetic and stored in bf16, with state in bf16 as torch keeps it:
+    by the core's kernel on the model's own storage (stochastic rounding), or with ``engine="torch"`` by torch
+    ops (round to nearest)."""
     kwargs = dict(lr=0.01, momentum=0.9) if name in ("SGD", "RMSprop") else dict(lr=0.01)
     ours_model, ref_model = twins("mlp", torch.bfloat16)
-    ours = getattr(at, name)(ours_model.parameters(), **kwargs)
+    ours = getattr(at, name)(ours_model.parameters(), engine=engine, **kwargs)
     ref = getattr(torch.optim, name)(ref_model.parameters(), foreach=False, **kwargs)
     train(ours_model, ours, batches("mlp", torch.bfloat16, 20))
     train(ref_model, ref, batches("mlp", torch.bfloat16, 20))
-    assert not ours._bound
+    assert bool(ours._bound) == (engine == "fused") and bool(ours._tensor_params[0]) == (engine == "torch")
     for p, q in zip(ours_model.parameters(), ref_model.parameters()):
         assert p.dtype == torch.bfloat16
         assert {k: v.dtype for k, v in ours.state[p].items()} == {k: v.dtype for k, v in ref.state[q].items()}
-    # torch's CPU bf16 path rounds every intermediate to bf16 (8 bits of mantissa); ours computes in float32
-    assert rel_error(flat(ours_model), flat(ref_model)) <= 0.1
+    # torch's CPU bf16 path rounds every intermediate to bf16 (8 bits of mantissa); ours computes in float32 (and
+    # the core rounds stochastically): within 0.1, or within torch's own bf16 distance from its fp32 run where the
+    # run amplifies rounding (RMSprop with momentum here: 0.75)
+    fp32_model = twins("mlp", torch.float32)[1]
+    train(fp32_model, getattr(torch.optim, name)(fp32_model.parameters(), **kwargs), batches("mlp", torch.float32, 20))
+    band = max(0.1, rel_error(flat(ref_model).double(), flat(fp32_model).double()))
+    assert rel_error(flat(ours_model), flat(ref_model)) <= band
     assert rel_error(flat(ours_model), flat(twins("mlp", torch.bfloat16)[0])) > 0.01  # it did train
 
 

@@ -9,7 +9,8 @@ Format ``adamkit-checkpoint`` version 1: a ``.npz`` (uncompressed zip) holding
   by ``{"__array__": key}`` (NumPy scalars by ``{"__scalar__": key}``, tuples by ``{"__tuple__": [...]}``);
   floats are written by ``repr``, so they read back exactly; ``checksum`` is the sha256 of the header without
   it (canonical JSON) followed by each array's key, dtype, shape and bytes;
-- ``a0.npy, a1.npy, ...``: the arrays, read back with ``allow_pickle=False``;
+- ``a0.npy, a1.npy, ...``: the arrays, read back with ``allow_pickle=False`` (bfloat16 parameters as their uint16
+  words, named ``"bfloat16"`` in the layout);
 - the zip comment, the last 64 bytes of the file: ``MAGIC | length (8 bytes, little endian) | sha256 of the
   file before the comment | MAGIC2``. It tells a truncated file (no footer) from a corrupted one (footer present,
   digest differs) before any byte of the zip is parsed.
@@ -74,7 +75,7 @@ def save(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
     path = Path(path)
     optimizer = _core_of(optimizer)
     arrays: list[tuple[str, np.ndarray]] = []
-    params = {name: _add_array(arrays, np.asarray(value)) for name, value in optimizer.params.items()}
+    params = {name: _add_array(arrays, _words(np.asarray(value))) for name, value in optimizer.params.items()}
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -169,7 +170,7 @@ def load(path: str | os.PathLike[str], optimizer: Optimizer) -> None:
             raise ValueError(f"parameter {name!r} is read-only: cannot restore it from {path}")
     optimizer.load_state_dict(state_dict)  # validates everything before changing anything
     for name, array in params.items():
-        optimizer.params[name][...] = array
+        _words(optimizer.params[name])[...] = array
     if door is not optimizer:
         door._checkpoint_loaded()
 
@@ -249,7 +250,7 @@ def _check_layout(header: dict[str, Any], arrays: dict[str, np.ndarray], optimiz
             raise CheckpointLayoutError(f"{path}: param group {i}: saved {diff[0]} != optimizer's {diff[1]}")
     for name, shape, dtype in (entry for group in ours["groups"] for entry in group):
         array = arrays.get(header["params"].get(name, ""))
-        if array is None or list(array.shape) != shape or array.dtype.str != dtype:
+        if array is None or list(array.shape) != shape or array.dtype.str != _WORDS.get(dtype, dtype):
             raise CheckpointLayoutError(f"{path}: parameter {name!r} is missing or differs from its layout entry")
 
 
@@ -259,13 +260,26 @@ def _layout(optimizer: Optimizer) -> dict[str, Any]:
     groups = []
     for group in optimizer.param_groups:
         groups.append(
-            [[n, list(optimizer.params[n].shape), optimizer.params[n].dtype.str] for n in group["param_names"]]
+            [[n, list(optimizer.params[n].shape), _dtype_name(optimizer.params[n])] for n in group["param_names"]]
         )
     return {
         "optimizer": f"{cls.__module__}.{cls.__qualname__}",
         "schedule": None if schedule is None else type(schedule).__name__,
         "groups": groups,
     }
+
+
+_WORDS = {"bfloat16": "<u2"}
+"""Parameter dtypes NumPy's .npy format cannot name, stored as their bit patterns (layout: the dtype's name)."""
+
+
+def _dtype_name(array: np.ndarray) -> str:
+    return "bfloat16" if array.dtype.name == "bfloat16" else array.dtype.str
+
+
+def _words(array: np.ndarray) -> np.ndarray:
+    """A bfloat16 array (ml_dtypes) as its uint16 words; other arrays as they are."""
+    return array.view(np.uint16) if array.dtype.name == "bfloat16" else array
 
 
 def _add_array(arrays: list[tuple[str, np.ndarray]], array: np.ndarray) -> str:

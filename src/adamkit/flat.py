@@ -90,7 +90,8 @@ class FlatBuffer:
     uniform: bool = True  # all tensors share one step count and host scalars (the fast path)
     work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
     last_cast: tuple | None = None  # (scalars, their types, cast to dtype): the last step's, reused when equal
-    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Optimizer._launches)
+    lowp: Any = None  # low-precision storage (an adamkit.lowp.Precision), None for plain float state
+    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Stepping._launches)
     _all: Tensors | None = None
     _scratch: np.ndarray | None = None
 
@@ -147,8 +148,9 @@ class FlatBuffer:
     def scratch(self, sources: dict[str, np.ndarray] | None) -> np.ndarray:
         """A flat scratch gradient holding this step's gradients (``sources`` by name, else ``grad``): one
         copy, laid out as ``grad``."""
-        if self._scratch is None:
-            self._scratch = np.empty_like(self.grad)
+        if self._scratch is None:  # bf16 gradients are transformed in float32 (hooks' reductions need a float)
+            wide = self.grad.dtype.name == "bfloat16"
+            self._scratch = np.empty(self.grad.shape, np.float32 if wide else self.grad.dtype)
         if sources is None:
             self._scratch[...] = self.grad
         elif self.segments:

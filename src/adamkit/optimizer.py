@@ -26,7 +26,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ._checks import check_choice
+from . import lowp
+from ._checks import check_bool, check_choice
 from .engine import ENGINES, Rule
 from .flat import FlatBuffer, Run, Segment
 from .hooks import Hook
@@ -51,8 +52,23 @@ class Optimizer(ParamStore, Stepping, StateIO):
     #: Keys of a group that are structure, not hyperparameters.
     _STRUCTURE: ClassVar[tuple[str, ...]] = ("params", "param_names")
 
-    def __init__(self, params: Params, defaults: dict[str, Any], *, engine: str = "fused", nonfinite: str = "ignore"):
+    #: Whether the update is elementwise, so its state may be stored in low precision (``state_dtype``).
+    _LOW_PRECISION: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: Params,
+        defaults: dict[str, Any],
+        *,
+        engine: str = "fused",
+        nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
+    ):
         self.engine = check_choice("engine", engine, tuple(ENGINES))
+        self._state_dtype = lowp.check_state_dtype(type(self).__name__, state_dtype, self._LOW_PRECISION)
+        self._rounding = check_bool("stochastic_rounding", stochastic_rounding), _check_count("seed", seed)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
         self.defaults = dict(defaults)
@@ -96,6 +112,31 @@ class Optimizer(ParamStore, Stepping, StateIO):
             f"{type(self).__name__} has no attribute {name!r}. Its hyperparameters live in the param groups: "
             f"{knobs} (set opt.param_groups[i][name], or opt.lr for every group's learning rate)"
         )
+
+    @property
+    def state_dtype(self) -> str | None:
+        """How state slots are stored: None (the parameters' dtype), ``"bfloat16"`` or ``"int8"`` (block-wise);
+        see ``adamkit.lowp``. bf16 values (parameters, bf16 state) are written back with stochastic rounding
+        (``stochastic_rounding=True``, reproducible from ``seed``) or rounded to nearest."""
+        return self._state_dtype
+
+    def _low_precision(self, flat: FlatBuffer) -> None:
+        """Give ``flat`` its low-precision storage (``state_dtype``, or bf16 parameters), or refuse it."""
+        bf16 = flat.dtype == lowp.BFLOAT16
+        if self._state_dtype is None and not bf16:
+            return
+        name = flat.segments[0].name
+        if bf16 and not self._LOW_PRECISION:
+            raise TypeError(
+                f"parameter {name!r} is bfloat16: {type(self).__name__} supports float32 and float64 parameters "
+                "(bfloat16 needs an elementwise optimizer)"
+            )
+        if flat.dtype == np.float64:
+            raise TypeError(
+                f"state_dtype={self._state_dtype!r} needs float32 or bfloat16 parameters; parameter {name!r} is "
+                "float64"
+            )
+        flat.lowp = lowp.Precision.of(flat, self._state_dtype, *self._rounding)
 
     @property
     def lr(self) -> float:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import lowp
 from ._checks import check_range
 from .flat import FlatBuffer, Run, Segment
 from .schedules import Schedule
@@ -36,7 +37,7 @@ class StateIO:
         """What a tensor's state entry may hold for ``group``: ``step``, its slots and its host scalars."""
         run = Run(dtype, {}, {})
         _, slots, _ = self._plan(group, run, 1)
-        return {"step", *slots, *run.scalars}
+        return {"step", *slots, *(s + lowp.SCALE for s in slots), *run.scalars}
 
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {name: {"step": t, slot: array}}, "param_groups": [{hyper..., "params": [names]}]}``.
@@ -50,7 +51,8 @@ class StateIO:
                     if flat.steps[i] == 0 and not flat.state:
                         continue
                     entry: dict[str, Any] = {"step": flat.steps[i]}
-                    entry.update({k: seg.view(arr).copy() for k, arr in flat.state.items()})
+                    for k, arr in flat.state.items():
+                        entry.update(lowp.entries(flat, i, k, arr) if flat.lowp else {k: seg.view(arr).copy()})
                     entry.update(flat.scalars[i])
                     state[seg.name] = entry
         groups = []
@@ -139,7 +141,7 @@ class StateIO:
         return state
 
 
-NONNEGATIVE_SLOTS = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta", "exp_inf"})
+NONNEGATIVE_SLOTS = lowp.NONNEGATIVE_SLOTS
 """Slots that hold second moments or accumulators of squares: a negative value is corrupt (√ of it is NaN)."""
 
 
@@ -155,15 +157,15 @@ def _gather_state(
     for seg, e in zip(flat.segments, entries):
         if not isinstance(e, Mapping):
             raise TypeError(f"state[{seg.name!r}] must be a dict, got {type(e).__name__}")
-    slot_names = sorted({k for e in entries for k, v in e.items() if isinstance(v, np.ndarray)})
+    names = {k for e in entries for k, v in e.items() if isinstance(v, np.ndarray) and not k.endswith(lowp.SCALE)}
     slots = {}
-    for slot in slot_names:
-        arr = np.full(flat.size, fill(slot), dtype=flat.dtype)
+    for slot in sorted(names):
+        arr = np.full(flat.size, fill(slot), dtype=lowp.compute_dtype(flat.dtype))
         for seg, e in zip(flat.segments, entries):
             if slot not in e:
                 continue
-            value = np.asarray(e[slot])
             where = f"state[{seg.name!r}][{slot!r}]"
+            value = lowp.entry_values(e, slot, seg.shape, where)  # low-precision codes: dequantized, explicitly
             if value.shape != seg.shape:
                 raise ValueError(f"{where} has shape {value.shape}, expected {seg.shape}")
             if value.dtype.kind != "f":
@@ -173,7 +175,7 @@ def _gather_state(
             if slot in NONNEGATIVE_SLOTS and np.any(value < 0):
                 raise ValueError(f"{where} holds negative values; it accumulates squares, so it must be >= 0")
             seg.view(arr)[...] = value
-        slots[slot] = arr
+        slots[slot] = lowp.quantize(flat, slot, arr) if flat.lowp else arr  # quantized, explicitly
     steps = [_check_count(f"state[{seg.name!r}]['step']", e.get("step", 0)) for seg, e in zip(flat.segments, entries)]
     scalars = []
     for seg, e in zip(flat.segments, entries):

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import lowp
 from ._checks import check_choice
 from .engine import ENGINES, Rule, fused_call, prepare
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Tensors
@@ -130,7 +131,7 @@ class Stepping:
                 if rule is not launch.rule or slots != launch.slots:
                     return None
                 scalars = self._cast(flat, scalars, launch.names)
-                if tuple(map(type, scalars)) != launch.types:
+                if flat.last_cast[1] != launch.types:  # the plan's scalar types (kept by _cast)
                     return None
                 out.append((flat, launch, scalars, t, view.scalars))
         return out
@@ -153,7 +154,8 @@ class Stepping:
         types = tuple(map(type, scalars))
         last = flat.last_cast
         if last is None or last[0] != scalars or last[1] != types:
-            last = flat.last_cast = scalars, types, _cast(scalars, flat.dtype, names, type(self).__name__)
+            dtype = lowp.compute_dtype(flat.dtype)
+            last = flat.last_cast = scalars, types, _cast(scalars, dtype, names, type(self).__name__)
         return last[2]
 
     def _gradients_finite(self, skip: frozenset[str], sources: dict[str, np.ndarray] | None) -> bool:
@@ -193,7 +195,7 @@ class Stepping:
         for members in runs:
             first = members[0] if members else 0
             t = flat.steps[first] + 1
-            view = Run(flat.dtype, flat.state, dict(flat.scalars[first]))
+            view = Run(lowp.compute_dtype(flat.dtype), flat.state, dict(flat.scalars[first]))
             rule, slots, scalars = self._plan(group, view, t)
             names = _scalar_names(rule, len(slots))
             if decay != 1.0:
@@ -207,14 +209,23 @@ class Stepping:
             else:
                 g = flat.grad
             tensors = flat.tensors(members)
+            state, fill = flat.state, self._slot_fill
+            if flat.lowp is not None:
+                lowp.prepare(self.engine, rule, flat, tuple(map(flat.lowp.kind, slots)), g, tensors, scalars)
+                arrays = [state.get(n) or new.setdefault(n, lowp.new_slot(flat, n, fill(group, n))) for n in slots]
+                key = lowp.codecs.stream_key(self._rounding[1], flat.lowp.salt, t)
+                job = LowPrecisionJob(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new, key)
+                jobs.append(job)
+                continue
             packed = tensors.flat is not None and isinstance(g, np.ndarray)
             prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
-            state, fill = flat.state, self._slot_fill
             arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
             jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
             if members is None and g is flat.grad and not new and self.engine == "fused":
                 kernel, args = fused_call(rule, tensors, g, arrays)
-                flat.launch = Launch(rule, slots, names, tuple(map(type, scalars)), state, tensors, kernel, args)
+                if kernel.serial is None:  # a serial kernel, compiled by prepare: its dispatcher needs no guard
+                    kernel = kernel.dispatcher
+                flat.launch = Launch(rule, slots, names, flat.last_cast[1], state, tensors, kernel, args)
         return jobs
 
     def _run(self, jobs: list[Job]) -> None:
@@ -249,15 +260,20 @@ class Job:
     def run(self, engine: Any) -> None:
         engine(self.rule, self.tensors, self.g, self.slots, self.args)
 
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        """Every state array ``run`` may write."""
+        return self.slots
+
     def snapshot(self) -> Any:
         """A function that puts back what ``run`` may write (parameters and slots)."""
         params = [v.copy() for v in self.tensors.views]
-        slots = [s.copy() for s in self.slots]
+        slots = [s.copy() for s in self.arrays]
 
         def restore() -> None:
             for view, saved in zip(self.tensors.views, params):
                 view[...] = saved
-            for slot, saved in zip(self.slots, slots):
+            for slot, saved in zip(self.arrays, slots):
                 slot[...] = saved
 
         return restore
@@ -276,6 +292,22 @@ class Job:
 
 
 @dataclass
+class LowPrecisionJob(Job):
+    """A kernel call over a low-precision bucket (``adamkit.lowp``): ``slots`` are ``lowp.Coded`` slots, ``key``
+    the step's stochastic-rounding key."""
+
+    key: Any = None
+
+    def run(self, engine: Any) -> None:
+        step = lowp.step_numpy if engine is ENGINES["numpy"] else lowp.step_fused
+        step(self.rule, self.flat, self.tensors, self.g, self.slots, self.args, self.key)
+
+    @property
+    def arrays(self) -> list[np.ndarray]:
+        return [a for s in self.slots for a in s.arrays()]
+
+
+@dataclass
 class Launch:
     """A whole bucket's kernel call as a step prepared it (``engine.fused_call``): later steps call ``kernel``
     on ``arrays`` with their own scalars while the bucket keeps this ``state`` dict and ``tensors`` and the plan
@@ -284,7 +316,7 @@ class Launch:
     rule: Rule
     slots: tuple[str, ...]
     names: tuple[str, ...]  # the rule's scalar names
-    types: tuple[type, ...]  # the types of the cast scalars the kernel was prepared for
+    types: tuple[type, ...]  # the types of the plan's scalars (before the cast) the kernel was prepared for
     state: dict[str, np.ndarray]
     tensors: Tensors
     kernel: Any

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from . import lowp
 from .flat import SUPPORTED_DTYPES, FlatBuffer, Segment
 
 Params = MutableMapping[str, np.ndarray] | list | None
@@ -93,6 +94,8 @@ class ParamStore:
             for dtype in dict.fromkeys(a.dtype for _, a in named)
         ]
         for flat in flats:
+            self._low_precision(flat)
+        for flat in flats:
             for i, seg in enumerate(flat.segments):
                 self._where[seg.name] = (flat, seg)
                 self._param_views[seg.name] = flat.params[i]
@@ -105,6 +108,9 @@ class ParamStore:
         self.param_groups.append(group)
         self._flats.append(flats)
         self._containers.append((container, list(container) if isinstance(container, Mapping) else None))
+
+    def _low_precision(self, flat: FlatBuffer) -> None:
+        """Give a new bucket its storage, or refuse it (the optimizer's low-precision options; here: nothing)."""
 
     def __getstate__(self) -> dict:
         """For copy and pickle: the views into buffers are rebuilt on the other side (``__setstate__``)."""
@@ -222,8 +228,9 @@ class ParamStore:
                 raise TypeError(f"grads[{name!r}] must be a NumPy array, got {type(g).__name__}")
             if g.shape != shape:
                 raise ValueError(f"grads[{name!r}] has shape {g.shape}, expected {shape}")
-            if g.dtype != dtype:
-                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {dtype}")
+            if g.dtype != dtype and not (dtype == lowp.BFLOAT16 and g.dtype == np.float32):
+                expected = f"{dtype} or float32" if dtype == lowp.BFLOAT16 else str(dtype)
+                raise TypeError(f"grads[{name!r}] has dtype {g.dtype}, expected {expected}")
         return {name: np.asarray(g) for name, g in zip(names, arrays)}
 
     def _layout(self) -> list[tuple[tuple[int, ...], np.dtype]]:
@@ -268,8 +275,8 @@ def _check_array(name: str, array: Any, *, packed: bool) -> None:
     """A parameter must be a float32/float64 ndarray; one updated in place must be C-contiguous and writeable."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"parameter {name!r} must be a NumPy array, got {type(array).__name__}")
-    if array.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64")
+    if array.dtype not in SUPPORTED_DTYPES and array.dtype != lowp.BFLOAT16:
+        raise TypeError(f"parameter {name!r} has dtype {array.dtype}; supported: float32, float64, ml_dtypes.bfloat16")
     if packed:
         return
     if not array.flags.c_contiguous:

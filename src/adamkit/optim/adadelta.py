@@ -47,6 +47,8 @@ class Adadelta(Optimizer):
     State slots: ``square_avg``, ``acc_delta``.
     """
 
+    _LOW_PRECISION = True
+
     def __init__(
         self,
         params: Params = None,
@@ -59,11 +61,17 @@ class Adadelta(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = with_defaults(
             CONVENTIONS, convention, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize
         )
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(CONVENTIONS))

@@ -48,6 +48,8 @@ class Adagrad(Optimizer):
     State slot: ``sum``.
     """
 
+    _LOW_PRECISION = True
+
     def __init__(
         self,
         params: Params = None,
@@ -61,12 +63,18 @@ class Adagrad(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = with_defaults(
             CONVENTIONS, convention, lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(CONVENTIONS))

@@ -102,6 +102,8 @@ class Adam(Optimizer):
     State slots: ``exp_avg``, ``exp_avg_sq`` (and ``max_exp_avg_sq``). ``None`` takes the convention's default.
     """
 
+    _LOW_PRECISION = True
+
     _decoupled = False
     _conventions = CONVENTIONS
 
@@ -119,12 +121,18 @@ class Adam(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = with_defaults(
             self._conventions, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay or self._decoupled,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(self._conventions))

@@ -33,6 +33,8 @@ class Lion(Optimizer):
     a weight decay 3-10× larger. ``maximize=True`` ascends (``g`` negated). State slot: ``exp_avg``.
     """
 
+    _LOW_PRECISION = True
+
     def __init__(
         self,
         params: Params = None,
@@ -44,11 +46,17 @@ class Lion(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = with_defaults(
             DEFAULTS, convention, lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize
         )
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(DEFAULTS))

@@ -50,6 +50,8 @@ class NAdam(Optimizer):
     State slots: ``exp_avg``, ``exp_avg_sq``; host scalar ``mu_product`` (Π_t).
     """
 
+    _LOW_PRECISION = True
+
     def __init__(
         self,
         params: Params = None,
@@ -64,12 +66,18 @@ class NAdam(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = with_defaults(
             CONVENTIONS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(CONVENTIONS))

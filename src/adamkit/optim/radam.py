@@ -46,6 +46,8 @@ class RAdam(Optimizer):
     State slots: ``exp_avg``, ``exp_avg_sq``.
     """
 
+    _LOW_PRECISION = True
+
     def __init__(
         self,
         params: Params = None,
@@ -59,12 +61,18 @@ class RAdam(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize, convention=convention,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, ("torch",))

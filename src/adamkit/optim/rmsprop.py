@@ -94,6 +94,8 @@ class RMSprop(Optimizer):
     State slots: ``square_avg`` (and ``grad_avg`` when centered, ``momentum_buffer`` when momentum > 0).
     """
 
+    _LOW_PRECISION = True
+
     def __init__(
         self,
         params: Params = None,
@@ -108,12 +110,18 @@ class RMSprop(Optimizer):
         convention: str = "torch",
         engine: str = "fused",
         nonfinite: str = "ignore",
+        state_dtype: str | None = None,
+        stochastic_rounding: bool = True,
+        seed: int = 0,
     ):
         defaults = with_defaults(
             CONVENTIONS, convention, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
             momentum=momentum, centered=centered, maximize=maximize,
         )  # fmt: skip
-        super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
+        super().__init__(
+            params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
+            stochastic_rounding=stochastic_rounding, seed=seed,
+        )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:
         check_common(group, tuple(CONVENTIONS))

@@ -2,15 +2,21 @@
 
 Where parameters live (per torch param group):
 
-- CPU float32/float64 (and complex64/128, as real pairs like torch.optim): given to the core with
-  ``add_param_group(..., packed=True)``, which copies them into one flat buffer per dtype; each ``p.data`` is
-  rebound to ``torch.from_numpy`` of its view, so the fused numba kernel updates the model's storage in place.
+- CPU float32/float64 (and complex64/128, as real pairs like torch.optim), and bfloat16 for the optimizers
+  whose update is elementwise: given to the core with ``add_param_group(..., packed=True)``, which copies them
+  into one flat buffer per dtype; each ``p.data`` is rebound to ``torch.from_numpy`` of its view (bfloat16:
+  through int16 words, as NumPy has no bfloat16), so the fused numba kernel updates the model's storage in
+  place. bfloat16 parameters are updated in float32 and written back with stochastic rounding
+  (``stochastic_rounding=True``, reproducible from ``seed``); ``state_dtype="bfloat16"|"int8"`` stores the
+  state slots in low precision (see ``adamkit.lowp``).
   After the first step ``p.grad`` is a view of the core's flat gradient buffer, so autograd accumulates into
   it in place; a grad replaced behind our back (``zero_grad(set_to_none=True)``, DDP, a user) is copied in
   ("gathered") and rebound at the next step. A ``p.data`` that is no longer our view is copied in and rebound;
-  one on another device or of another dtype moves the parameter to the path below, with its state.
-- Anything else (CUDA, bf16, fp16, or ``engine="torch"``): the same rule evaluated on whole torch tensors
-  (:mod:`._tensor_rule`), state kept in ``self.state`` as torch.optim keeps it.
+  one on another device or of another dtype moves the parameter to the path below, with its state (refused
+  with ``state_dtype``, whose codes live in the core only).
+- Anything else (CUDA, fp16, bf16 with ``engine="torch"``): the same rule evaluated on whole torch tensors
+  (:mod:`._tensor_rule`), state kept in ``self.state`` as torch.optim keeps it (``state_dtype`` is refused
+  there).
 
 torch's ``param_groups`` are the source of truth for hyperparameters: they are copied into the core's groups
 before every step, so ``lr_scheduler`` and ``param_groups[i]["lr"] = ...`` work as with torch.optim.
@@ -23,17 +29,20 @@ import copy
 import functools
 import operator
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.optim.optimizer as torch_optimizer
 
+from .. import lowp
 from .._checks import check_choice
 from ..flat import Run
 from ..optimizer import Optimizer as CoreOptimizer
 from ..optimizer import _cast, _scalar_names
-from ._state import State, export_entry, import_entry, scalar_tensor, steps_done
+from ._gather import Gather
+from ._state import State, export_entry, hold, import_entry, scalar_tensor, steps_done
 from ._tensor_rule import torch_rule
 
 CORE_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
@@ -43,6 +52,20 @@ ENGINES = ("fused", "numpy", "torch")
 def _real(t: torch.Tensor) -> torch.Tensor:
     """torch.optim steps complex tensors as real pairs; so do we."""
     return torch.view_as_real(t) if t.is_complex() else t
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    """A zero-copy NumPy view of a CPU tensor; bfloat16 as ``ml_dtypes.bfloat16`` (through int16 words)."""
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(lowp.BFLOAT16)
+    return t.numpy()
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A zero-copy tensor of a NumPy array; ``ml_dtypes.bfloat16`` as ``torch.bfloat16``."""
+    if a.dtype == lowp.BFLOAT16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def _plain(value: Any) -> Any:
@@ -55,7 +78,7 @@ def _plain(value: Any) -> Any:
 
 
 _data_ptr = torch.Tensor.data_ptr
-_grad_of = operator.attrgetter("grad")
+_grad_of, _layout = operator.attrgetter("grad"), operator.attrgetter("layout")
 
 
 class _Bound:
@@ -90,6 +113,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         *,
         convention: str,
         engine: str,
+        precision: dict[str, Any] | None = None,
     ):
         name = type(self).__name__
         if torch_flags.get("differentiable"):
@@ -100,9 +124,15 @@ class TorchOptimizer(torch.optim.Optimizer):
         check_choice("engine", engine, ENGINES)
         given = {k: v for k, v in hyper.items() if v is not None}
         self._reference_checks(given, torch_flags)
+        precision = precision or {}
+        if engine == "torch" and precision.get("state_dtype") is not None:
+            raise ValueError(
+                f"adamkit.torch.{name}: state_dtype={precision['state_dtype']!r} needs the core (engine='fused' or "
+                "'numpy'); engine='torch' keeps the state in the parameters' dtype"
+            )
         self._core = self._core_class(
             None, **{k: _plain(v) for k, v in given.items()}, convention=convention,
-            engine="numpy" if engine == "numpy" else "fused",
+            engine="numpy" if engine == "numpy" else "fused", **precision,
         )  # fmt: skip
         self.engine = engine
         self._core_keys = tuple(self._core.defaults)
@@ -114,7 +144,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._tensor_params: list[list[torch.Tensor]] = []  # torch group → params stepped with torch ops
         self._stale = False  # core state changed since self.state was last exported
         self._evicted: frozenset[str] = frozenset()  # moved to another device/dtype: skipped by the core
-        self._bindings: tuple[list, list, list] | None = None  # see _still_bound
+        self._bindings: tuple[list, list, list, Gather | None] | None = None  # see _still_bound
         self._synced: list[tuple | None] = []  # per torch group: the hyperparameter values last synced
         super().__init__(params, defaults)
 
@@ -205,10 +235,19 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._stale = True
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """torch.optim's ``load_state_dict`` (integer ids, torch's slot names), then the core takes the state."""
+        """torch.optim's ``load_state_dict`` (integer ids, torch's slot names), then the core takes the state.
+        The entries of core-held parameters skip torch's cast to the parameter's dtype (it would turn int8
+        codes into floats, float32 state of a bf16 parameter into bf16): the core decodes or quantizes them
+        explicitly where the saved and the new storage differ."""
         before = (copy.copy(self.param_groups), [dict(g) for g in self.param_groups], self._state)
-        super().load_state_dict(state_dict)
+        pairs = list(zip([i for g in state_dict["param_groups"] for i in g["params"]],
+                         [p for g in self.param_groups for p in g["params"]]))  # fmt: skip
+        rest, held = hold(state_dict["state"], {pid for pid, p in pairs if id(p) in self._by_param})
+        super().load_state_dict({**state_dict, "state": rest})
         try:
+            for pid, p in pairs:
+                if pid in held:
+                    dict.__setitem__(self._state, p, {**dict.get(self._state, p, {}), **held[pid]})
             self._sync_groups()
             self._import()
         except BaseException:
@@ -231,10 +270,11 @@ class TorchOptimizer(torch.optim.Optimizer):
             unique = list({id(p): p for p in group["params"]}.values())
             fast = [p for p in unique if self._core_held(p)]
             self._tensor_params.append([p for p in unique if not self._core_held(p)])
+            self._refuse_low_precision(self._tensor_params[-1])
             if not fast:
                 self._core_index.append(None)
                 return
-            arrays = [_real(p.detach()).numpy() for p in fast]  # a list: the core names them, uniquely
+            arrays = [_numpy(_real(p.detach())) for p in fast]  # a list: the core names them, uniquely
             self._core.add_param_group({"params": arrays, **hyper}, packed=True)
             self._core_index.append(len(self._core.param_groups) - 1)
             names = self._core.param_groups[-1]["param_names"]
@@ -248,10 +288,21 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def _core_held(self, p: torch.Tensor) -> bool:
         on_cpu = p.device.type == "cpu" and p.layout == torch.strided
-        return self.engine != "torch" and on_cpu and p.dtype in CORE_DTYPES
+        bf16 = p.dtype == torch.bfloat16 and self._core._LOW_PRECISION
+        return self.engine != "torch" and on_cpu and (p.dtype in CORE_DTYPES or bf16)
+
+    def _refuse_low_precision(self, params: list[torch.Tensor]) -> None:
+        """Low-precision state lives in the core's buffers only: refuse it for parameters stepped with torch ops."""
+        state_dtype = self._core.state_dtype
+        if state_dtype is not None and params:
+            p = params[0]
+            raise ValueError(
+                f"adamkit.torch.{type(self).__name__}: state_dtype={state_dtype!r} needs parameters on the CPU, "
+                f"float32 or bfloat16; got a {p.dtype} parameter on {p.device}"
+            )
 
     def _bind(self, name: str, p: torch.Tensor) -> None:
-        data, grad = torch.from_numpy(self._core.params[name]), torch.from_numpy(self._core.grads[name])
+        data, grad = _tensor(self._core.params[name]), _tensor(self._core.grads[name])
         if p.is_complex():
             data, grad = torch.view_as_complex(data), torch.view_as_complex(grad)
         p.data = data
@@ -338,13 +389,36 @@ class TorchOptimizer(torch.optim.Optimizer):
         two C-level passes over the parameters, ``data_ptr()`` and ``.grad`` (no Python per parameter)."""
         if self._bindings is None:
             bound = self._bound
-            self._bindings = [b.param for b in bound], [b.ptr for b in bound], [b.grad for b in bound]
-        params, ptrs, grads = self._bindings
+            self._bindings = [b.param for b in bound], [b.ptr for b in bound], [b.grad for b in bound], None
+        params, ptrs, grads, _ = self._bindings
         return list(map(_data_ptr, params)) == ptrs and all(map(operator.is_, map(_grad_of, params), grads))
+
+    def _gathered(self) -> bool:
+        """After ``set_to_none`` (every grad a new dense tensor), vectorised: copy them all into the flat gradient
+        buffers in one numba call (:mod:`._gather`) and rebind them; False (nothing done) if some grad is None,
+        sparse, not contiguous or complex, or some ``p.data`` was replaced: the per-parameter path then."""
+        params, ptrs, grads, gather = self._bindings  # built by _still_bound
+        if list(map(_data_ptr, params)) != ptrs:
+            return False
+        new = list(map(_grad_of, params))
+        try:
+            if not all(map(operator.is_, map(_layout, new), repeat(torch.strided))):
+                return False
+        except AttributeError:  # a grad is None
+            return False
+        if not all(map(torch.Tensor.is_contiguous, new)) or any(map(torch.Tensor.is_complex, new)):
+            return False
+        if gather is None:
+            gather = Gather(grads)
+            self._bindings = params, ptrs, grads, gather
+        gather(new)
+        for p, g in zip(params, grads):
+            p.grad = g
+        return True
 
     def _collect(self, bound: list[_Bound]) -> list[str]:
         """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
-        if bound is self._bound and self._still_bound():
+        if bound is self._bound and (self._still_bound() or self._gathered()):
             return []
         self._bindings = None  # rebuilt at the next step, after the rebinding below
         skip, dst, src, rebind = [], [], [], []
@@ -380,6 +454,12 @@ class TorchOptimizer(torch.optim.Optimizer):
             b.param.data = b.data
             b.ptr = b.param.data_ptr()
             return True
+        if self._core.state_dtype is not None:
+            raise RuntimeError(
+                f"adamkit.torch: a parameter was moved to {new.dtype} on {new.device}; its "
+                f"state_dtype={self._core.state_dtype!r} state lives in the CPU buffers only, so it cannot follow: "
+                "build a new optimizer for the moved model"
+            )
         saved = self._core.state_dict()["state"].get(b.name)
         entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {}, self._host_scalars_as_floats)
         if entry:

@@ -3,6 +3,11 @@
 torch.optim keeps, per parameter, ``step`` as a 0-d float tensor (SGD keeps none), each slot as a tensor shaped
 like the parameter (complex parameters: complex slots), and host scalars such as NAdam's ``mu_product`` as 0-d
 tensors. The core keeps ``step`` as an int, slots as arrays of the real view, host scalars as floats.
+
+Low-precision state (``state_dtype``, bfloat16 parameters) is shown as plain tensors too: bf16 slots as
+``torch.bfloat16`` tensors (the core's uint16 words, same bits), int8 slots as ``torch.int8``/``torch.uint8``
+codes beside a float32 ``"<slot>.scale"`` tensor of block scales. ``torch.save``/``torch.load(weights_only=True)``
+take them as they are.
 """
 
 from __future__ import annotations
@@ -30,6 +35,22 @@ class State(defaultdict):
     def __setitem__(self, key: Any, value: Any) -> None:
         self.written.add(id(key))
         super().__setitem__(key, value)
+
+
+def hold(state: Mapping[Any, Any], ids: set[Any]) -> tuple[dict[Any, Any], dict[Any, dict[Any, Any]]]:
+    """Split out the entries of the saved parameter ``ids`` (those the core holds), all but ``step``:
+    ``torch.optim.Optimizer.load_state_dict`` would cast them to the parameter's dtype (int8 codes and float32
+    block scales into floats, float32 state into bf16); the core converts explicitly instead. Returns the state
+    without them, and them."""
+    rest: dict[Any, Any] = {}
+    held: dict[Any, dict[Any, Any]] = {}
+    for pid, entry in state.items():
+        if pid in ids and isinstance(entry, Mapping):
+            rest[pid] = {k: v for k, v in entry.items() if k == "step"}
+            held[pid] = {k: v for k, v in entry.items() if k != "step"}
+        else:
+            rest[pid] = entry
+    return rest, held
 
 
 def scalar_tensor(value: float) -> torch.Tensor:
@@ -67,11 +88,28 @@ def export_entry(
         if key in host_scalars:
             entry[key] = float(value) if floats else scalar_tensor(value)
         else:
-            tensor = torch.from_numpy(np.asarray(value))
+            tensor = _words_to_tensor(np.asarray(value))
             entry[key] = torch.view_as_complex(tensor) if param.is_complex() else tensor
     for slot, fill in eager.items():
         entry.setdefault(slot, torch.full_like(param.detach(), fill))
     return entry or None
+
+
+def _words_to_tensor(value: np.ndarray) -> torch.Tensor:
+    """A state array as a tensor: bf16 words (uint16) as ``torch.bfloat16``, anything else as it is."""
+    if value.dtype == np.uint16:
+        return torch.from_numpy(value.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(value)
+
+
+def _tensor_to_words(value: torch.Tensor) -> np.ndarray:
+    """A state tensor as the core reads it: bf16 as its uint16 words, int8/uint8 codes and float32/64 as they
+    are, other floats (float16) as float64."""
+    if value.dtype == torch.bfloat16:
+        return value.contiguous().view(torch.int16).numpy().view(np.uint16)
+    if value.dtype in (torch.float32, torch.float64, torch.int8, torch.uint8):
+        return value.numpy()
+    return value.double().numpy()
 
 
 def import_entry(entry: Mapping[str, Any], host_scalars: tuple[str, ...]) -> dict[str, Any]:
@@ -85,7 +123,7 @@ def import_entry(entry: Mapping[str, Any], host_scalars: tuple[str, ...]) -> dic
         elif isinstance(value, torch.Tensor):
             value = value.detach().cpu()
             value = torch.view_as_real(value) if value.is_complex() else value
-            out[key] = (value if value.dtype in (torch.float32, torch.float64) else value.double()).numpy()
+            out[key] = _tensor_to_words(value)
         else:
             raise TypeError(f"state entry {key!r} must be a tensor, got {type(value).__name__}")
     return out
