@@ -67,8 +67,8 @@ class ReferenceDoor(TorchOptimizer):
     def _core_held(self, p: torch.Tensor) -> bool:
         if p.is_complex() or not super()._core_held(p):
             raise TypeError(
-                f"adamkit.torch.{type(self).__name__} steps real CPU float32/float64 parameters only; got a "
-                f"{p.dtype} parameter on {p.device} (use the reference optimizer for it)"
+                f"adamkit.torch.{type(self).__name__} steps real CPU float32/float64 parameters only (and bfloat16 "
+                f"where the core has a low-precision form); got a {p.dtype} parameter on {p.device}"
             )
         return True
 
