@@ -151,6 +151,9 @@ def test_list_form_and_mixed_dtypes_equal_separate_dict_runs(case):
         runs[3].step({n: g for k in g64 for n, g in ((f"d{k}", g64[k]), (f"f{k}", g32[k]))})
     for i, k in enumerate(p64):
         assert as_list[i].dtype == np.float64 and np.array_equal(as_list[i], p64[k]), k
+    if case.kwargs.get("pre_norm"):  # LAMB's pre_norm scales by one norm over every tensor: mixing couples them
+        return
+    for k in p64:
         assert mixed[f"d{k}"].dtype == np.float64 and np.array_equal(mixed[f"d{k}"], p64[k]), k
         assert mixed[f"f{k}"].dtype == np.float32 and np.array_equal(mixed[f"f{k}"], p32[k]), k
     state_mixed = runs[3].state_dict()["state"]
