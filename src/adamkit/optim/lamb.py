@@ -1,6 +1,7 @@
 """LAMB (You et al., "Large Batch Optimization for Deep Learning"): Adam's direction, scaled per tensor by a
 trust ratio ‖p‖/‖u‖. Three phases: an elementwise pass writes the direction ``u``, a per-tensor reduction takes
-``‖p‖`` and ``‖u‖``, and a per-tensor map applies ``p ← p − lr_t·r_k·u``."""
+``‖p‖`` and ``‖u‖``, and a per-tensor map applies ``p ← p − lr_t·r_k·u``. With AdaNorm, a per-tensor phase in
+between (the gradient's norm, then the first moment and ``u``)."""
 
 from __future__ import annotations
 
