@@ -4,7 +4,10 @@ and vs its own memory floor where the update is elementwise (Lion's target: with
 Workloads: 1 × 10M elements (Lion, LAMB, ScheduleFreeAdamW); a 4096 × 2560 matrix plus a few vectors
 (Adafactor, Muon). ``--quick``: 1 × 1M and 512 × 320, a few runs (about a minute).
 
-    python benchmarks/bench_modern.py [--quick] [--only lion,muon] [--json PATH]
+    python benchmarks/bench_modern.py [--quick] [--only lion,muon] [--threads N] [--json PATH]
+
+``--threads`` (default: 2, or fewer cores) sets torch's, numba's and the BLAS's threads alike; on a loaded machine
+``--threads 1`` gives steadier ratios.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 import adamkit
 from adamkit.lab.bench import floor_kernel, median_ms  # noqa: E402
@@ -102,11 +106,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small workloads, few runs")
     parser.add_argument("--only", help="comma-separated optimizer names")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="threads for every library")
     parser.add_argument("--json", default=str(Path(__file__).parent / "results" / "bench_modern.json"))
     args = parser.parse_args()
-    threads = min(2, os.cpu_count() or 1)
+    threads = args.threads
     torch.set_num_threads(threads)
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    threadpool_limits(threads)  # NumPy's BLAS (Muon's matmuls and eigendecomposition), as torch's
     only = set(args.only.split(",")) if args.only else None
     print(f"float32, ms per step (median); threads {threads}, torch {torch.__version__}")
     print(f"{'optimizer':20s} {'adamkit':>10s} {'reference':>10s} {'floor':>9s} {'ref/ak':>7s} {'ak/floor':>8s}")
@@ -126,7 +132,8 @@ def main() -> None:
         )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "quick": args.quick}
+    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "quick": args.quick,
+            "threads": threads}  # fmt: skip
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     print("ref/ak: speed-up over the reference package; ak/floor: adamkit's time over its memory floor (1 = at it).")
     print(f"wrote {out}")

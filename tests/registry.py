@@ -39,6 +39,8 @@ class Case:
     ref_setup: str | None = None  # a method of the reference to call once it is built (e.g. "train")
     ref_tol: float | None = None  # the bar vs the package reference, both dtypes, where it computes less exactly
     slot_tol: float = 1e-10  # the bar for the saved state slots vs the reference's (float64)
+    coupled: bool = False  # one global quantity over every tensor (a global grad norm): stepped apart ≠ together
+    split: bool = False  # a host scalar differs per tensor (AdaNorm's e): later steps run each tensor's own kernel
 
 
 CASES: list[Case] = [
@@ -298,6 +300,7 @@ CASES: list[Case] = [
         reference="pytorch_optimizer.Lamb",
         ref_tol=1e-6,
         slot_tol=1e-6,
+        coupled=True,
     ),
     Case(
         "lamb-pre-norm-rectify-debias",
@@ -307,6 +310,7 @@ CASES: list[Case] = [
         reference="pytorch_optimizer.Lamb",
         ref_tol=1e-6,
         slot_tol=1e-6,
+        coupled=True,
     ),
     Case(
         "lamb-adam-debias",
@@ -314,6 +318,32 @@ CASES: list[Case] = [
         dict(lr=0.01, adam_debias=True, weight_decay=0.02, grad_averaging=False),
         "package",
         reference="pytorch_optimizer.Lamb",
+    ),
+    Case(
+        "lamb-adanorm",
+        adamkit.LAMB,
+        dict(lr=0.01, adanorm=True, weight_decay=0.05),
+        "package",
+        groups=True,
+        reference="pytorch_optimizer.Lamb",
+        split=True,
+    ),
+    Case(
+        "lamb-adanorm-rectify-coupled",
+        adamkit.LAMB,
+        dict(lr=0.01, adanorm=True, adanorm_r=0.8, rectify=True, degenerated_to_sgd=True, n_sma_threshold=20,
+             betas=(0.9, 0.99), weight_decay=0.1, weight_decouple=False, grad_averaging=False, maximize=True),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+        split=True,
+    ),  # fmt: skip
+    Case(
+        "lamb-adanorm-coupled",
+        adamkit.LAMB,
+        dict(lr=0.01, adanorm=True, weight_decay=0.1, weight_decouple=False),
+        "package",
+        reference="pytorch_optimizer.Lamb",
+        split=True,
     ),
     # --- Adafactor (torch.optim.Adafactor) ---------------------------------------------------------------
     Case(

@@ -54,7 +54,8 @@ def test_fused_equals_numpy_parallel_kernel(case, dtype, monkeypatch):
     shapes = {"big": (2 * adamkit.flat.CHUNK + 17,), "s": (), "e": (0, 3), "w": (5, 3)}
     assert_engines_agree(case, dtype, shapes=shapes, steps=5)
     if case.elementwise:
-        assert used and set(used) == {"chunked_parallel"}
+        allowed = {"chunked_parallel", "chunked_serial"} if case.split else {"chunked_parallel"}  # small: serial
+        assert "chunked_parallel" in used and set(used) <= allowed
 
 
 def spy_kernels(monkeypatch) -> list[str]:

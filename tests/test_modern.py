@@ -237,7 +237,8 @@ RECTIFIED = dict(LAMB_BASE, rectify=True)
     [(LAMB_BASE, dict(rectify=True)), (RECTIFIED, dict(degenerated_to_sgd=True)), (RECTIFIED, dict(n_sma_threshold=20)),
      (LAMB_BASE, dict(pre_norm=True, max_grad_norm=3.0)),
      (LAMB_BASE, dict(adam_debias=True)), (LAMB_BASE, dict(weight_decouple=False)), (LAMB_BASE, dict(fixed_decay=True)),
-     (dict(LAMB_BASE, weight_decouple=False), dict(grad_averaging=False)), (LAMB_BASE, dict(adam=True))],
+     (dict(LAMB_BASE, weight_decouple=False), dict(grad_averaging=False)), (LAMB_BASE, dict(adam=True)),
+     (LAMB_BASE, dict(adanorm=True)), (dict(LAMB_BASE, adanorm=True), dict(adanorm_r=0.5))],
     ids=lambda o: ",".join(o),
 )  # fmt: skip
 def test_lamb_option_changes_the_trajectory(base, option):
@@ -292,7 +293,7 @@ def test_lamb_pre_norm_factor_is_the_references():
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
-    [(dict(adanorm=True), ValueError, "adanorm"), (dict(adanorm_r=0.9), ValueError, "adanorm_r"),
+    [(dict(adanorm=1), TypeError, "adanorm"), (dict(adanorm_r=1.5), ValueError, "adanorm_r"),
      (dict(foreach=True), ValueError, "foreach"), (dict(bogus=1), TypeError, "bogus"),
      (dict(n_sma_threshold=-1), ValueError, "n_sma_threshold"), (dict(max_grad_norm=-1.0), ValueError, "max_grad_norm"),
      (dict(rectify=1), TypeError, "rectify"), (dict(pre_norm="yes"), TypeError, "pre_norm")],
@@ -300,7 +301,6 @@ def test_lamb_pre_norm_factor_is_the_references():
 def test_lamb_refuses_options_it_does_not_offer_naming_them(kwargs, error, match):
     with pytest.raises(error, match=match):
         adamkit.LAMB(make_params(np.float64), **kwargs)
-    adamkit.LAMB(make_params(np.float64), adanorm=False)  # the reference's default: accepted
 
 
 def test_lamb_rectify_skips_the_update_but_not_the_moments_before_the_threshold():
@@ -313,3 +313,24 @@ def test_lamb_rectify_skips_the_update_but_not_the_moments_before_the_threshold(
     for k in params:
         np.testing.assert_array_equal(params[k], before[k] * (1 - 0.01 * 0.1))
     assert np.any(opt.state_dict()["state"]["w"]["exp_avg"] != 0)
+
+
+def test_lamb_adanorm_keeps_the_references_running_gradient_norm():
+    """AdaNorm's ``e`` per tensor is saved (host scalar ``exp_grad_adanorm``) with the reference's values."""
+    import pytorch_optimizer
+    import torch
+
+    params = make_params(np.float64)
+    tensors = {k: torch.tensor(v.copy()) for k, v in params.items()}
+    ref = pytorch_optimizer.Lamb(list(tensors.values()), lr=0.01, adanorm=True, adanorm_r=0.9)
+    opt = adamkit.LAMB(params, lr=0.01, adanorm=True, adanorm_r=0.9)
+    for g in grad_stream(params, 50):
+        for k, t in tensors.items():
+            t.grad = torch.tensor(g[k])
+        ref.step()
+        opt.step(g)
+    state = opt.state_dict()["state"]
+    for k, t in tensors.items():
+        expected = ref.state[t]["exp_grad_adanorm"].item()
+        assert abs(state[k]["exp_grad_adanorm"] - expected) <= 1e-12 * max(1.0, expected), k
+    assert len({state[k]["exp_grad_adanorm"] for k in state}) > 2  # one per tensor

@@ -66,7 +66,9 @@ def test_segment_map_reads_each_tensors_own_scalar_in_both_engines(dtype):
         u = np.random.default_rng(2).standard_normal(flat.size).astype(dtype)
         before = [p.copy() for p in flat.params]
         coef = np.arange(1, len(SHAPES) + 1, dtype=dtype)
-        segment_map(engine, trust_step, flat.tensors(), [u], {"coef": coef})
+        u_before = u.copy()
+        segment_map(engine, trust_step, flat.tensors(), [u], {"coef": coef}, writes=1)
+        assert np.array_equal(u, u_before)  # read only
         for k, seg in enumerate(flat.segments):
             np.testing.assert_array_equal(flat.params[k], before[k] - coef[k] * seg.view(u))
         out[engine] = [p.copy() for p in flat.params]

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import adamkit
+from adamkit.elementwise import elementwise
 from adamkit.hooks import ClipGradValue, WeightDecay
+from adamkit.optim.adam import adam_rule
 from adamkit.schedules import StepLR
 
 SHAPES = {"w": (40, 30), "b": (30,), "v": (7,)}
@@ -144,11 +146,36 @@ def test_float32_scalars_are_cast_and_bad_ones_refused_after_launches_exist():
     for _ in range(3):
         opt.grads["w"][...] = 1.0
         opt.step()
-    launch = next(flat for _, flat in opt.flat_buffers()).launch
-    assert launch.types[0] is np.float32
+    flat = next(flat for _, flat in opt.flat_buffers())
+    assert flat.launch is not None and type(flat.last_cast[2][0]) is np.float32  # float32 math stays float32
     before = {k: v.copy() for k, v in ps.items()}
     opt.param_groups[0]["lr"] = 1e39  # not finite in float32
     with pytest.raises(ValueError, match="not finite in float32"):
         opt.step()
     for k in SHAPES:
         np.testing.assert_array_equal(ps[k], before[k])
+
+
+@elementwise
+def shorter_adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign, dezero_order):
+    """Adam with its step scaled by 1 − β1: another rule with Adam's slots and scalar types."""
+    return adam_rule(p, g, m, v, step_size * beta1_c, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign,
+                     dezero_order)  # fmt: skip
+
+
+class Switching(adamkit.Adam):
+    """Plans ``shorter_adam_rule`` once ``_shorter`` is set: only the rule changes, nothing else."""
+
+    _shorter = False
+
+    def _plan(self, group, run, t):
+        rule, slots, scalars = super()._plan(group, run, t)
+        return (shorter_adam_rule if self._shorter else rule), slots, scalars
+
+
+def test_only_the_rule_changed_mid_run():
+    def switch(opt, ps):
+        opt._shorter = True
+
+    opt = assert_engines_agree({5: switch}, make=lambda p, e: Switching(p, lr=0.01, engine=e))
+    assert all(flat.launch.rule is shorter_adam_rule for _, flat in opt.flat_buffers())

@@ -156,3 +156,65 @@ def test_step_hooks_and_the_profiler_still_see_every_step():
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         one_step(*data[4])
     assert any(e.name == "Optimizer.step#Adam.step" for e in prof.events())
+
+
+# ------------------------------------------------------------------- the set_to_none gather (one numba copy)
+def mixed_model():
+    """An MLP whose first layer is float64 and the rest float32 (two flat buffers, two dtypes to gather)."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 16).double(), torch.nn.Tanh(), torch.nn.Linear(16, 16))
+
+
+def mixed_loss(model, x, y):
+    h = torch.tanh(model[0](x))
+    return ((model[2](h.float()).sum(-1, keepdim=True) - y.float()) ** 2).mean()
+
+
+def test_set_to_none_gathers_every_grad_and_rebinds_it():
+    ours_model, ref_model = mixed_model(), mixed_model()
+    ours = at.Adam(ours_model.parameters(), lr=0.01)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=0.01)
+    for x, y in batches("mlp", torch.float64, 12):
+        for opt, model in ((ours, ours_model), (ref, ref_model)):
+            opt.zero_grad(set_to_none=True)
+            mixed_loss(model, x, y).backward()
+            if opt is ours:
+                expected = [p.grad.clone() for p in model.parameters()]
+            opt.step()
+        assert ours._bindings[3] is not None  # the vectorised gather ran
+        for p, b, g in zip(ours_model.parameters(), ours._bound, expected):
+            assert p.grad is b.grad  # rebound to the flat buffer...
+            torch.testing.assert_close(p.grad, g, rtol=0, atol=0)  # ...holding this step's gradient
+    for p, q in zip(ours_model.parameters(), ref_model.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)  # the float32 layers: rounding, amplified by Adam
+
+
+def test_set_to_none_with_odd_grads_takes_the_per_parameter_path():
+    """A grad that is None, not contiguous or sparse among new ones: nothing is copied by the vectorised gather."""
+
+    def change(model, opt, i):
+        for p in model.parameters():
+            p.grad = p.grad.clone()  # every grad new, as after set_to_none
+        if i == 6:
+            w = model[2].weight  # 16 × 16: its transpose's transpose has its shape, not its strides
+            w.grad = w.grad.t().contiguous().t()
+            assert not w.grad.is_contiguous()
+        if i == 8:
+            model[0].bias.grad = None
+
+    ours_model, ref_model, ours = lockstep(change)
+    assert_same(ours_model, ref_model)
+
+
+def test_gather_rebuilt_when_params_are_added():
+    ours_model, ref_model = twins("mlp", torch.float64)
+    for model, cls in ((ours_model, at.Adam), (ref_model, torch.optim.Adam)):
+        head, *rest = [list(m.parameters()) for m in model if list(m.parameters())]
+        opt = cls(head, lr=0.01)
+        for i, (x, y) in enumerate(batches("mlp", torch.float64, 12)):
+            if i == 5:
+                opt.add_param_group({"params": [p for ps in rest for p in ps], "lr": 0.02})
+            model.zero_grad(set_to_none=True)
+            loss_fn(model, x, y).backward()
+            opt.step()
+    assert_same(ours_model, ref_model)

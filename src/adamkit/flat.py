@@ -91,7 +91,7 @@ class FlatBuffer:
     work: np.ndarray | None = None  # during a step with gradient hooks: the scratch gradient they transform
     last_cast: tuple | None = None  # (scalars, their types, cast to dtype): the last step's, reused when equal
     lowp: Any = None  # low-precision storage (an adamkit.lowp.Precision), None for plain float state
-    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Optimizer._launches)
+    launch: Any = None  # the whole-bucket kernel call a step prepared, reused while valid (Stepping._launches)
     _all: Tensors | None = None
     _scratch: np.ndarray | None = None
 

@@ -130,7 +130,7 @@ class SegmentKernels(NamedTuple):
 
 
 @cache
-def _segment_kernels(rule: Rule, n_slots: int, per_segment: tuple[str, ...]) -> SegmentKernels:
+def _segment_kernels(rule: Rule, n_slots: int, per_segment: tuple[str, ...], writes: int) -> SegmentKernels:
     params = list(inspect.signature(rule).parameters)
     slots = [f"s{k}" for k in range(n_slots)]
     scalars = params[1 + n_slots :]
@@ -141,7 +141,7 @@ def _segment_kernels(rule: Rule, n_slots: int, per_segment: tuple[str, ...]) -> 
         sargs=", ".join(slots + args),
         slices="; ".join(f"{s}_ = {s}[o : o + b - a]" for s in slots) or "pass",
         picks="; ".join(f"{x}_ = {x}_seg[k]" for x in scalars if x in per_segment) or "pass",
-        outs="(" + "".join(f"{a}_[i], " for a in ["p", *slots]) + ")",
+        outs="(" + "".join(f"{a}_[i], " for a in ["p", *slots][:writes]) + ")",
         elems=", ".join([f"{a}_[i]" for a in ["p", *slots]] + [f"{x}_" for x in scalars]),
     )
     digest = hashlib.sha256((source + _package_fingerprint() + _rule_fingerprint(rule)).encode()).hexdigest()[:16]
@@ -160,10 +160,12 @@ def segment_map(
     tensors: Tensors,
     slots: Sequence[np.ndarray],
     scalars: dict[str, Any],
+    writes: int | None = None,
 ) -> None:
     """Run ``rule(p, *slots, *scalars) -> (p, *slots)`` over the stepped tensors, where a scalar given as an
     array holds one value per tensor (tensor ``k`` reads entry ``k``). The slots are flat arrays laid out as the
-    bucket's gradient. ``engine="numpy"`` calls the rule on each tensor's views; ``"fused"`` inlines it into
+    bucket's gradient; a rule that returns only the first ``writes`` of ``(p, *slots)`` leaves the rest unwritten
+    (read only). ``engine="numpy"`` calls the rule on each tensor's views; ``"fused"`` inlines it into
     one numba loop over the chunk table (each chunk belongs to one tensor, so it reads its scalar once)."""
     names = _scalar_names(rule, len(slots))
     per_segment = tuple(x for x in names if isinstance(scalars[x], np.ndarray))
@@ -177,16 +179,18 @@ def segment_map(
         return
     if tensors.chunks.shape[0] == 0:
         return
-    kernels = _segment_kernels(rule, len(slots), per_segment)
+    kernels = _segment_kernels(rule, len(slots), per_segment, 1 + len(slots) if writes is None else writes)
     kernel = kernels.parallel if tensors.size >= PARALLEL_MIN_SIZE else kernels.serial
     like = tensors.views[0][:0]
     kernel(tensors.addresses, tensors.chunks, like, *slots, *(scalars[x] for x in names))
 
 
-def prepare_segment_map(engine: str, rule: Rule, n_slots: int, per_segment: tuple[str, ...]) -> None:
+def prepare_segment_map(
+    engine: str, rule: Rule, n_slots: int, per_segment: tuple[str, ...], writes: int | None = None
+) -> None:
     """Compile or load a segment map's kernels before the step writes anything."""
     if engine == "fused":
-        _segment_kernels(rule, n_slots, per_segment)
+        _segment_kernels(rule, n_slots, per_segment, 1 + n_slots if writes is None else writes)
 
 
 # ---------------------------------------------------------------------------------------- optimizer
@@ -201,14 +205,25 @@ def member_gradient(flat: FlatBuffer, i: int, sources: dict[str, np.ndarray] | N
 
 
 class PhasedJob(Job):
-    """A :class:`Job` whose elementwise phase is followed by the optimizer's later phases."""
+    """A :class:`Job` whose elementwise phase is followed by the optimizer's later phases. The later phases may
+    leave host scalars that differ per tensor (``member_scalars``: tensor index → scalars); they join the
+    tensors' host scalars on commit, as the step count does."""
 
     finish: Callable[[Job], None] | None = None
+    member_scalars: dict[int, dict[str, float]] | None = None
 
     def run(self, engine: Any) -> None:
         super().run(engine)
         if self.finish is not None:
             self.finish(self)
+
+    def commit(self) -> None:
+        super().commit()
+        if self.member_scalars:
+            flat = self.flat
+            for i, scalars in self.member_scalars.items():
+                flat.scalars[i] = {**flat.scalars[i], **scalars}  # replaced, never mutated (see Job.commit)
+            flat.uniform = len(set(flat.steps)) == 1 and all(x == flat.scalars[0] for x in flat.scalars)
 
 
 class PhasedOptimizer(Optimizer):

@@ -131,7 +131,7 @@ class Stepping:
                 if rule is not launch.rule or slots != launch.slots:
                     return None
                 scalars = self._cast(flat, scalars, launch.names)
-                if tuple(map(type, scalars)) != launch.types:
+                if flat.last_cast[1] != launch.types:  # the plan's scalar types (kept by _cast)
                     return None
                 out.append((flat, launch, scalars, t, view.scalars))
         return out
@@ -223,7 +223,9 @@ class Stepping:
             jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
             if members is None and g is flat.grad and not new and self.engine == "fused":
                 kernel, args = fused_call(rule, tensors, g, arrays)
-                flat.launch = Launch(rule, slots, names, tuple(map(type, scalars)), state, tensors, kernel, args)
+                if kernel.serial is None:  # a serial kernel, compiled by prepare: its dispatcher needs no guard
+                    kernel = kernel.dispatcher
+                flat.launch = Launch(rule, slots, names, flat.last_cast[1], state, tensors, kernel, args)
         return jobs
 
     def _run(self, jobs: list[Job]) -> None:
@@ -314,7 +316,7 @@ class Launch:
     rule: Rule
     slots: tuple[str, ...]
     names: tuple[str, ...]  # the rule's scalar names
-    types: tuple[type, ...]  # the types of the cast scalars the kernel was prepared for
+    types: tuple[type, ...]  # the types of the plan's scalars (before the cast) the kernel was prepared for
     state: dict[str, np.ndarray]
     tensors: Tensors
     kernel: Any

@@ -11,9 +11,9 @@ replaces ``param.data`` with a new array, ``update()`` copies it into the buffer
 ``update()`` does what DeZero's ``Optimizer.update`` does: collect the parameters whose grad is not None, run
 the DeZero-style hooks ``f(params)`` on them (they may change ``p.grad.data`` in place, replace ``p.grad``, or
 set it to None to skip the parameter), then step them. The gradients are gathered only after those hooks, so
-their effect reaches the step (copied into the gradient buffer, one copy per buffer; from
-``IN_PLACE_MIN_SIZE`` elements on, those of the parameter's dtype are read where they are); adamkit's own hooks
-then run on the flat buffers. Nothing is written to the
+their effect reaches the step (copied into the gradient buffer: one copy per buffer, or one assignment per
+gradient when a buffer holds few; from ``IN_PLACE_MIN_SIZE`` elements on, those of the parameter's dtype are
+read where they are); adamkit's own hooks then run on the flat buffers. Nothing is written to the
 parameters or the optimizer's state before every check has passed, so a hook or check that raises leaves
 them as they were.
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,6 +42,9 @@ IN_PLACE_MIN_SIZE = 1 << 16
 (below it, one copy per buffer costs less than the per-gradient checks of reading them in place)."""
 FLOATS = frozenset(map(np.dtype, (np.float16, np.float32, np.float64, np.longdouble)))
 NOTHING: frozenset[str] = frozenset()
+SMALL_COPIES = 4
+"""Up to this many tensors per flat buffer, ``copied_in`` assigns each gradient to its view (~0.2 µs each)
+rather than concatenating them into the buffer (~1 µs a call)."""
 _data, _grad_data = operator.attrgetter("data"), operator.attrgetter("grad.data")
 _shape, _dtype = operator.attrgetter("shape"), operator.attrgetter("dtype")
 
@@ -72,6 +76,7 @@ class Binding:
     bound_objects: list[Any] = field(default_factory=list)
     bound_views: list[np.ndarray] = field(default_factory=list)
     bound_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    bound_grad_views: list[np.ndarray] = field(default_factory=list)
     size: int = 0  # elements bound
     grad_dtypes: list[np.dtype] = field(default_factory=list)  # the grads' dtypes at the last update (all float)
 
@@ -142,6 +147,7 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
             b.bound_objects += bf.objects
             b.bound_views += bf.views
             b.bound_shapes += bf.shapes
+            b.bound_grad_views += grads
 
 
 def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
@@ -184,8 +190,11 @@ def copied_in(b: Binding) -> bool:
         if not FLOATS.issuperset(dtypes):
             return False
         b.grad_dtypes = dtypes
-    for bf in b.bound:
-        np.concatenate(arrays[bf.start : bf.stop], axis=None, out=bf.flat.grad, casting="same_kind")
+    if len(arrays) <= SMALL_COPIES * len(b.bound):  # a few tensors per buffer: one assignment each
+        list(map(operator.setitem, b.bound_grad_views, repeat(...), arrays))
+    else:
+        for bf in b.bound:
+            np.concatenate(arrays[bf.start : bf.stop], axis=None, out=bf.flat.grad, casting="same_kind")
     return True
 
 

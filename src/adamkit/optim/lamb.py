@@ -20,41 +20,57 @@ from .common import check_betas, check_common, direction, with_defaults
 DEFAULTS = {"torch": dict(lr=1e-3, eps=1e-6, weight_decay=0.0)}
 CLAMP = 10.0
 """The weight norm is clamped to at most this (pytorch_optimizer's ``Lamb.clamp``)."""
-REFUSED = {
-    "adanorm": "AdaNorm's per-tensor gradient-norm state is not supported by adamkit's LAMB",
-    "adanorm_r": "AdaNorm is not supported by adamkit's LAMB",
-    "foreach": "adamkit's LAMB always runs its own kernels; drop the argument",
-}
+REFUSED = {"foreach": "adamkit's LAMB always runs its own kernels; drop the argument"}
 """pytorch_optimizer ``Lamb`` arguments adamkit refuses, and why."""
 
 
 @elementwise
-def lamb_direction(p, g, m, v, u, beta1, beta3, beta2, beta2_c, eps, l2, decay, gscale, adaptive, rectified, shift):
-    """``p ← decay·p;  g ← gscale·g;  m ← β1·m + β3·g;  v ← β2·v + (1−β2)·g²;  d = m/(√v + ε)`` (or ``d = m``
-    when not ``adaptive``); ``u ← d + l2·p``, or ``u ← p − shift·d`` when ``rectified``."""
-    p, g = decay * p, gscale * g
-    m = beta1 * m + beta3 * g
-    v = beta2 * v + beta2_c * g * g
+def lamb_update(p, m, v, eps, l2, adaptive, rectified, shift):
+    """``d = m/(√v + ε)`` (or ``d = m`` when not ``adaptive``); ``u = d + l2·p``, or ``u = p − shift·d`` when
+    ``rectified`` (the vector whose norm enters the trust ratio)."""
     d = m / (np.sqrt(v) + eps) if adaptive else m
     if rectified:
-        return p, m, v, p - shift * d
+        return p - shift * d
     if l2 != 0:
         d = d + l2 * p
-    return p, m, v, d
+    return d
+
+
+@elementwise
+def lamb_direction(p, g, m, v, u, beta1, beta3, beta2, beta2_c, eps, l2, decay, gscale, adaptive, rectified, shift,
+                   adanorm):  # fmt: skip
+    """``p ← decay·p;  g ← gscale·g;  v ← β2·v + (1−β2)·g²;  m ← β1·m + β3·g;  u ← lamb_update(p, m, v)``. With
+    ``adanorm`` the first moment waits for the tensor's AdaNorm scale (:func:`adanorm_direction`): ``u ← g``."""
+    p, g = decay * p, gscale * g
+    v = beta2 * v + beta2_c * g * g
+    if adanorm:
+        return p, m, v, g
+    m = beta1 * m + beta3 * g
+    return p, m, v, lamb_update(p, m, v, eps, l2, adaptive, rectified, shift)
+
+
+@elementwise
+def adanorm_direction(p, m, v, u, beta1, beta3, e, norm, scaled, eps, l2, adaptive, rectified, shift):
+    """AdaNorm: ``m ← β1·m + β3·s`` with ``s = g·e/‖g‖`` where ``scaled`` (``‖g‖ > 0`` and ``e > ‖g‖``), else
+    ``s = g`` (``u`` holds ``g``, ``e`` and ``‖g‖`` are the tensor's); then ``u ← lamb_update(p, m, v)``."""
+    s = u * e / norm if scaled else u
+    m = beta1 * m + beta3 * s
+    return p, m, v, lamb_update(p, m, v, eps, l2, adaptive, rectified, shift)
 
 
 @elementwise
 def trust_step(p, u, coef):
-    """``p ← p − coef·u`` (``coef = lr_t·r``, one value per tensor)."""
-    return p - coef * u, u
+    """``p ← p − coef·u`` (``coef = lr_t·r``, one value per tensor; ``u`` only read)."""
+    return (p - coef * u,)
 
 
 @elementwise
 def rectified_trust_step(p, m, v, coef, eps, adaptive):
-    """``p ← p − coef·m/(√v + ε)`` (``adaptive``) or ``p ← p − coef·m`` (``coef = step·r``, one per tensor)."""
+    """``p ← p − coef·m/(√v + ε)`` (``adaptive``) or ``p ← p − coef·m`` (``coef = step·r``, one per tensor;
+    ``m``, ``v`` only read)."""
     if adaptive:
-        return p - coef * m / (np.sqrt(v) + eps), m, v
-    return p - coef * m, m, v
+        return (p - coef * m / (np.sqrt(v) + eps),)
+    return (p - coef * m,)
 
 
 def trust_ratios(weight_norm: np.ndarray, update_norm: np.ndarray, eps: float) -> np.ndarray:
@@ -63,6 +79,16 @@ def trust_ratios(weight_norm: np.ndarray, update_norm: np.ndarray, eps: float) -
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = weight_norm / (update_norm + eps)
     return np.where((weight_norm != 0) & (update_norm != 0), ratio, 1.0)
+
+
+def moment_and_decay(group: dict[str, Any]) -> tuple[float, float, float]:
+    """``(β3, l2, decay)``: the gradient's weight in ``m`` (``1−β1`` with grad_averaging, else 1), the coupled
+    decay added to ``u`` (none when rectified, as the reference) and the factor on ``p``."""
+    beta3 = 1 - group["betas"][0] if group["grad_averaging"] else 1.0
+    wd = group["weight_decay"]
+    if group["weight_decouple"]:
+        return beta3, 0.0, 1.0 - wd * (1.0 if group["fixed_decay"] else group["lr"])
+    return beta3, (0.0 if group["rectify"] else wd), 1.0
 
 
 def rectified_step_size(lr: float, beta2: float, t: int, n_sma_threshold: float, degenerated_to_sgd: bool) -> tuple:
@@ -99,7 +125,11 @@ class LAMB(PhasedOptimizer):
 
     State slots: ``exp_avg``, ``exp_avg_sq`` (``u`` is scratch, never saved). Differences from the reference:
     ``pre_norm`` takes each group's ``max_grad_norm`` and ``eps`` (the reference: the constructor's);
-    ``adanorm`` and ``foreach`` are refused (``REFUSED``).
+    ``foreach`` is refused (``REFUSED``).
+
+    ``adanorm=True`` (AdaNorm, the reference's keyword): per tensor, ``e ← r·e + (1−r)·‖g‖`` (``adanorm_r``,
+    ``e`` from 0, kept as the host scalar ``exp_grad_adanorm``), and the first moment takes ``g·e/‖g‖`` instead
+    of ``g`` where ``e > ‖g‖ > 0``.
     """
 
     _SCRATCH = frozenset({"update"})
@@ -122,6 +152,8 @@ class LAMB(PhasedOptimizer):
         eps: float = 1e-6,
         *,
         adam_debias: bool = False,
+        adanorm: bool = False,
+        adanorm_r: float = 0.95,
         maximize: bool = False,
         convention: str = "torch",
         engine: str = "fused",
@@ -134,7 +166,7 @@ class LAMB(PhasedOptimizer):
             weight_decouple=weight_decouple, fixed_decay=fixed_decay, rectify=rectify,
             degenerated_to_sgd=degenerated_to_sgd, n_sma_threshold=n_sma_threshold, grad_averaging=grad_averaging,
             max_grad_norm=max_grad_norm, adam=adam, pre_norm=pre_norm, eps=eps, adam_debias=adam_debias,
-            maximize=maximize,
+            adanorm=adanorm, adanorm_r=adanorm_r, maximize=maximize,
         )  # fmt: skip
         self._grad_sq: float | None = None
         super().__init__(params, defaults, engine=engine, nonfinite=nonfinite)
@@ -145,8 +177,9 @@ class LAMB(PhasedOptimizer):
         check_range("eps", group["eps"], 0.0)
         check_range("max_grad_norm", group["max_grad_norm"], 0.0)
         check_range("n_sma_threshold", group["n_sma_threshold"], 0.0)
+        check_range("adanorm_r", group["adanorm_r"], 0.0, 1.0)
         flags = ("weight_decouple", "fixed_decay", "rectify", "degenerated_to_sgd", "grad_averaging", "adam",
-                 "pre_norm", "adam_debias")  # fmt: skip
+                 "pre_norm", "adam_debias", "adanorm")  # fmt: skip
         for flag in flags:
             check_bool(flag, group[flag])
 
@@ -191,29 +224,32 @@ class LAMB(PhasedOptimizer):
         return (step if group["adam_debias"] else step / (1.0 - math.pow(beta1, t))), adaptive
 
     def _plan(self, group: dict[str, Any], run: Run, t: int) -> Plan:
-        (beta1, beta2), wd = group["betas"], group["weight_decay"]
-        beta3 = 1 - beta1 if group["grad_averaging"] else 1.0
-        if group["weight_decouple"]:
-            l2, decay = 0.0, 1.0 - wd * (1.0 if group["fixed_decay"] else group["lr"])
-        else:
-            l2, decay = (0.0 if group["rectify"] else wd), 1.0
+        beta1, beta2 = group["betas"]
+        beta3, l2, decay = moment_and_decay(group)
         step, adaptive = self._step_size(group, t)
         gscale = direction(group) * self._grad_scale(group)
-        scalars = (beta1, beta3, beta2, 1 - beta2, group["eps"], l2, decay, gscale, adaptive, group["rectify"], step)
+        if group["adanorm"]:
+            run.scalars.setdefault("exp_grad_adanorm", 0.0)  # per tensor: the later phase sets it (member_scalars)
+        scalars = (beta1, beta3, beta2, 1 - beta2, group["eps"], l2, decay, gscale, adaptive, group["rectify"], step,
+                   group["adanorm"])  # fmt: skip
         return lamb_direction, ("exp_avg", "exp_avg_sq", "update"), scalars
 
     def _prepare_finish(self, group: dict[str, Any], dtype: np.dtype) -> None:
+        if group["adanorm"]:
+            prepare_segment_map(self.engine, adanorm_direction, 3, ("e", "norm", "scaled"))
         if group["rectify"]:
-            prepare_segment_map(self.engine, rectified_trust_step, 2, ("coef",))
+            prepare_segment_map(self.engine, rectified_trust_step, 2, ("coef",), writes=1)
         else:
-            prepare_segment_map(self.engine, trust_step, 1, ("coef",))
+            prepare_segment_map(self.engine, trust_step, 1, ("coef",), writes=1)
 
     def _finish(self, group: dict[str, Any], job: Job) -> None:
         step, adaptive = self._step_size(group, job.t)
-        if group["rectify"] and step <= 0:  # the reference stops after the moments and the decay
-            return
         (m, v, u), x = job.slots, job.flat.dtype.type
         tensors = job.flat.tensors(job.members)
+        if group["adanorm"]:
+            self._adanorm(group, job, tensors, step, adaptive)
+        if group["rectify"] and step <= 0:  # the reference stops after the moments and the decay
+            return
         weight_sq, update_sq = segment_sums_of_squares(tensors, [None, u])
         ratio = trust_ratios(np.sqrt(weight_sq), np.sqrt(update_sq), group["eps"])
         if group["adam"]:
@@ -221,9 +257,26 @@ class LAMB(PhasedOptimizer):
         coef = (step * ratio).astype(job.flat.dtype)
         if group["rectify"]:
             scalars = {"coef": coef, "eps": x(group["eps"]), "adaptive": adaptive}
-            segment_map(self.engine, rectified_trust_step, tensors, [m, v], scalars)
+            segment_map(self.engine, rectified_trust_step, tensors, [m, v], scalars, writes=1)
         else:
-            segment_map(self.engine, trust_step, tensors, [u], {"coef": coef})
+            segment_map(self.engine, trust_step, tensors, [u], {"coef": coef}, writes=1)
+
+    def _adanorm(self, group: dict[str, Any], job: Job, tensors: Any, step: float, adaptive: bool) -> None:
+        """AdaNorm's phase: ``‖g‖`` per tensor (``u`` holds ``g``), ``e ← r·e + (1−r)·‖g‖`` in the parameters'
+        dtype (the reference keeps ``e`` in a tensor), then the first moment and ``u`` (``adanorm_direction``)."""
+        flat, x = job.flat, job.flat.dtype.type
+        members = job.members if job.members is not None else range(len(flat.segments))
+        (norm_sq,) = segment_sums_of_squares(tensors, [job.slots[2]])
+        norm = np.sqrt(norm_sq).astype(flat.dtype)
+        r = group["adanorm_r"]
+        e = np.array([flat.scalars[i].get("exp_grad_adanorm", 0.0) for i in members], dtype=flat.dtype)
+        e = e * x(r) + x(1.0 - r) * norm
+        beta3, l2, _ = moment_and_decay(group)
+        scalars = {"beta1": x(group["betas"][0]), "beta3": x(beta3), "e": e, "norm": norm,
+                   "scaled": (norm > 0) & (e > norm), "eps": x(group["eps"]), "l2": x(l2), "adaptive": adaptive,
+                   "rectified": group["rectify"], "shift": x(step)}  # fmt: skip
+        segment_map(self.engine, adanorm_direction, tensors, job.slots, scalars)
+        job.member_scalars = {i: {"exp_grad_adanorm": float(value)} for i, value in zip(members, e)}
 
 
 def float32_sum(values: list) -> float:
@@ -237,11 +290,8 @@ def float32_sum(values: list) -> float:
 
 
 def refuse_unsupported(options: dict[str, Any]) -> None:
-    """Refuse pytorch_optimizer ``Lamb`` options adamkit does not offer (``adanorm=False`` is accepted), and
-    unknown names."""
+    """Refuse pytorch_optimizer ``Lamb`` options adamkit does not offer, and unknown names."""
     for name, value in options.items():
-        if name == "adanorm" and value is False:
-            continue
         if name in REFUSED:
             raise ValueError(f"LAMB: {name}={value!r} is not supported ({REFUSED[name]})")
         raise TypeError(f"LAMB got an unexpected keyword argument {name!r}")

@@ -10,9 +10,11 @@ stepped by the same rule evaluated with torch ops. ``import adamkit`` does not i
 
 from ._backward import step_in_backward
 from ._base import TorchOptimizer
+from .modern import LAMB, Adafactor, Lion, Muon, ScheduleFreeAdamW
 from .optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop
 
 __all__ = [
     "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
+    "Lion", "LAMB", "Adafactor", "Muon", "ScheduleFreeAdamW",
     "TorchOptimizer", "step_in_backward",
 ]  # fmt: skip

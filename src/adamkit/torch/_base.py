@@ -29,6 +29,7 @@ import copy
 import functools
 import operator
 from collections.abc import Callable, Iterable
+from itertools import repeat
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,6 +41,7 @@ from .._checks import check_choice
 from ..flat import Run
 from ..optimizer import Optimizer as CoreOptimizer
 from ..optimizer import _cast, _scalar_names
+from ._gather import Gather
 from ._state import State, export_entry, hold, import_entry, scalar_tensor, steps_done
 from ._tensor_rule import torch_rule
 
@@ -76,7 +78,7 @@ def _plain(value: Any) -> Any:
 
 
 _data_ptr = torch.Tensor.data_ptr
-_grad_of = operator.attrgetter("grad")
+_grad_of, _layout = operator.attrgetter("grad"), operator.attrgetter("layout")
 
 
 class _Bound:
@@ -96,6 +98,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     _torch_class: ClassVar[type[torch.optim.Optimizer]]
     #: State entries that are host scalars (0-d tensors in torch's format), not slots.
     _host_scalars: ClassVar[tuple[str, ...]] = ()
+    #: Host scalars kept as Python floats in torch's format (else 0-d tensors, as torch.optim keeps NAdam's).
+    _host_scalars_as_floats: ClassVar[bool] = False
     #: torch keeps a ``step`` tensor per parameter (SGD does not).
     _stores_step: ClassVar[bool] = True
     #: Slots torch creates for every parameter at construction (Adagrad's ``sum``), with step 0.
@@ -119,7 +123,7 @@ class TorchOptimizer(torch.optim.Optimizer):
             )
         check_choice("engine", engine, ENGINES)
         given = {k: v for k, v in hyper.items() if v is not None}
-        self._torch_class([torch.zeros(1)], **given, **torch_flags)  # torch's own checks and messages
+        self._reference_checks(given, torch_flags)
         precision = precision or {}
         if engine == "torch" and precision.get("state_dtype") is not None:
             raise ValueError(
@@ -140,9 +144,13 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._tensor_params: list[list[torch.Tensor]] = []  # torch group → params stepped with torch ops
         self._stale = False  # core state changed since self.state was last exported
         self._evicted: frozenset[str] = frozenset()  # moved to another device/dtype: skipped by the core
-        self._bindings: tuple[list, list, list] | None = None  # see _still_bound
+        self._bindings: tuple[list, list, list, Gather | None] | None = None  # see _still_bound
         self._synced: list[tuple | None] = []  # per torch group: the hyperparameter values last synced
         super().__init__(params, defaults)
+
+    def _reference_checks(self, given: dict[str, Any], torch_flags: dict[str, Any]) -> None:
+        """torch's own checks and messages: the torch.optim class built once on a probe tensor."""
+        self._torch_class([torch.zeros(1)], **given, **torch_flags)
 
     @staticmethod
     def profile_hook_step(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -194,7 +202,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         fill = self._core._slot_fill
         eager = [{s: fill(self._core_hyper(g), s) for s in self._eager_slots} for g in self.param_groups]
         for b in self._bound:
-            entry = export_entry(saved.get(b.name), b.param, self._host_scalars, self._stores_step, eager[b.group])
+            entry = export_entry(
+                saved.get(b.name), b.param, self._host_scalars, self._stores_step, eager[b.group],
+                self._host_scalars_as_floats,
+            )  # fmt: skip
             if entry is None:
                 dict.pop(self._state, b.param, None)
             else:
@@ -378,13 +389,36 @@ class TorchOptimizer(torch.optim.Optimizer):
         two C-level passes over the parameters, ``data_ptr()`` and ``.grad`` (no Python per parameter)."""
         if self._bindings is None:
             bound = self._bound
-            self._bindings = [b.param for b in bound], [b.ptr for b in bound], [b.grad for b in bound]
-        params, ptrs, grads = self._bindings
+            self._bindings = [b.param for b in bound], [b.ptr for b in bound], [b.grad for b in bound], None
+        params, ptrs, grads, _ = self._bindings
         return list(map(_data_ptr, params)) == ptrs and all(map(operator.is_, map(_grad_of, params), grads))
+
+    def _gathered(self) -> bool:
+        """After ``set_to_none`` (every grad a new dense tensor), vectorised: copy them all into the flat gradient
+        buffers in one numba call (:mod:`._gather`) and rebind them; False (nothing done) if some grad is None,
+        sparse, not contiguous or complex, or some ``p.data`` was replaced: the per-parameter path then."""
+        params, ptrs, grads, gather = self._bindings  # built by _still_bound
+        if list(map(_data_ptr, params)) != ptrs:
+            return False
+        new = list(map(_grad_of, params))
+        try:
+            if not all(map(operator.is_, map(_layout, new), repeat(torch.strided))):
+                return False
+        except AttributeError:  # a grad is None
+            return False
+        if not all(map(torch.Tensor.is_contiguous, new)) or any(map(torch.Tensor.is_complex, new)):
+            return False
+        if gather is None:
+            gather = Gather(grads)
+            self._bindings = params, ptrs, grads, gather
+        gather(new)
+        for p, g in zip(params, grads):
+            p.grad = g
+        return True
 
     def _collect(self, bound: list[_Bound]) -> list[str]:
         """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
-        if bound is self._bound and self._still_bound():
+        if bound is self._bound and (self._still_bound() or self._gathered()):
             return []
         self._bindings = None  # rebuilt at the next step, after the rebinding below
         skip, dst, src, rebind = [], [], [], []
@@ -427,7 +461,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 "build a new optimizer for the moved model"
             )
         saved = self._core.state_dict()["state"].get(b.name)
-        entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {})
+        entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {}, self._host_scalars_as_floats)
         if entry:
             cast = {k: v if k == "step" or k in self._host_scalars else v.to(new.device, new.dtype)
                     for k, v in entry.items()}  # fmt: skip

@@ -73,8 +73,11 @@ def export_entry(
     host_scalars: tuple[str, ...],
     stores_step: bool,
     eager: dict[str, float],
+    floats: bool = False,
 ) -> dict[str, Any] | None:
-    """torch.optim's entry for ``param`` from the core's (None: torch would have no entry)."""
+    """torch.optim's entry for ``param`` from the core's (None: torch would have no entry); host scalars as 0-d
+    tensors, or as Python floats (``floats``: torch's ``load_state_dict`` would cast a tensor to the parameter's
+    dtype)."""
     step = int(core["step"]) if core else 0
     if step == 0 and not eager:
         return None
@@ -83,7 +86,7 @@ def export_entry(
         if key == "step":
             continue
         if key in host_scalars:
-            entry[key] = scalar_tensor(value)
+            entry[key] = float(value) if floats else scalar_tensor(value)
         else:
             tensor = _words_to_tensor(np.asarray(value))
             entry[key] = torch.view_as_complex(tensor) if param.is_complex() else tensor
