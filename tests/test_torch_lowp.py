@@ -21,6 +21,7 @@ DOORS = [
     (at.SGD, dict(lr=1e-2, momentum=0.9)), (at.Adagrad, dict(lr=1e-2)), (at.RMSprop, dict(lr=1e-3)),
     (at.Adadelta, {}), (at.Adam, dict(lr=1e-3)), (at.AdamW, dict(lr=1e-3, weight_decay=0.1)),
     (at.Adamax, dict(lr=1e-3)), (at.NAdam, dict(lr=1e-3)), (at.RAdam, dict(lr=1e-3)),
+    (at.Lion, dict(lr=1e-4, weight_decay=0.1)),
 ]  # fmt: skip
 
 

@@ -195,6 +195,12 @@ def test_parameters_off_the_cpu_float_buffers_are_refused(name):
     cls = getattr(at, name)
     with pytest.raises(TypeError, match="CPU float32/float64"):
         cls([torch.zeros(3, 2, dtype=torch.float16, requires_grad=True)], **kwargs)
+    bf16 = [torch.zeros(3, 2, dtype=torch.bfloat16, requires_grad=True)]
+    if cls._core_class._LOW_PRECISION:  # Lion's update is elementwise: bf16 parameters are the core's (lowp)
+        assert cls(bf16, **kwargs)._bound
+    else:
+        with pytest.raises(TypeError, match="CPU float32/float64"):
+            cls(bf16, **kwargs)
     with pytest.raises(TypeError, match="CPU float32/float64"):
         cls([torch.zeros(3, 2, dtype=torch.complex64, requires_grad=True)], **kwargs)
     with pytest.raises(ValueError, match="engine"):

@@ -48,7 +48,8 @@ class Gather:
         for dtype, idx in by_dtype.items():
             sizes = [dst[i].numel() for i in idx]
             rows = [(k, a, min(a + CHUNK, n)) for k, n in enumerate(sizes) for a in range(0, n, CHUNK)]
-            like = np.empty(0, str(dtype).removeprefix("torch."))
+            words = dtype == torch.bfloat16  # numba has no bfloat16: its gradients are copied as 16-bit words
+            like = np.empty(0, np.int16 if words else str(dtype).removeprefix("torch."))
             take = operator.itemgetter(*idx) if len(by_dtype) > 1 else None
             at = np.array([dst[i].data_ptr() for i in idx], np.int64)
             kernel = _copy if sum(sizes) >= PARALLEL_MIN_SIZE else _copy.serial

@@ -29,11 +29,12 @@ from ..optim.lion import Lion as _Lion
 from ..optim.muon import Muon as _Muon
 from ..optim.schedulefree import ScheduleFreeAdamW as _ScheduleFreeAdamW
 from ._base import TorchOptimizer, _Bound
-from .optimizers import Lr, Params
+from .optimizers import Lr, Params, _precision
 
 
 class ReferenceDoor(TorchOptimizer):
-    """Base of the doors above: the reference's options, CPU float32/float64 parameters only."""
+    """Base of the doors above: the reference's options, CPU float32/float64 parameters only (Lion, whose update
+    is elementwise: bfloat16 too, and ``state_dtype``)."""
 
     #: The reference's options, at their defaults, that the core may not offer (refused unless at the default).
     _reference_options: ClassVar[dict[str, Any]] = {}
@@ -43,7 +44,10 @@ class ReferenceDoor(TorchOptimizer):
     #: class at hand; the core's checks name the argument).
     _probe: ClassVar[tuple[int, ...] | None] = None
 
-    def __init__(self, params: Params, hyper: dict[str, Any], *, convention: str, engine: str):
+    def __init__(
+        self, params: Params, hyper: dict[str, Any], *, convention: str, engine: str,
+        precision: dict[str, Any] | None = None,
+    ):  # fmt: skip
         name = type(self).__name__
         if engine not in ("fused", "numpy"):
             raise ValueError(f"adamkit.torch.{name}: engine must be 'fused' or 'numpy', got {engine!r}")
@@ -55,7 +59,7 @@ class ReferenceDoor(TorchOptimizer):
                     f"adamkit.torch.{name}: {key}={value!r} is not supported (adamkit.{self._core_class.__name__} "
                     f"has no such option); leave it at {self._reference_options[key]!r}"
                 )
-        super().__init__(params, hyper, flags, convention=convention, engine=engine)
+        super().__init__(params, hyper, flags, convention=convention, engine=engine, precision=precision)
 
     def _reference_checks(self, given: dict[str, Any], torch_flags: dict[str, Any]) -> None:
         if self._probe is None:
@@ -90,11 +94,13 @@ class Lion(ReferenceDoor):
     def __init__(
         self, params: Params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
         use_triton: bool = False, decoupled_weight_decay: bool = False, *, maximize: bool = False,
-        convention: str = "torch", engine: str = "fused",
+        convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
+        stochastic_rounding: bool = True, seed: int = 0,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, weight_decay=weight_decay, use_triton=use_triton,
                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)  # fmt: skip
-        super().__init__(params, hyper, convention=convention, engine=engine)
+        super().__init__(params, hyper, convention=convention, engine=engine,
+                         precision=_precision(state_dtype, stochastic_rounding, seed))
 
 
 class LAMB(ReferenceDoor):
