@@ -48,6 +48,7 @@ class Convention:
     epsilon_hat: bool = False  #: Adam's step size ``lr·√(1−β2ᵗ)/(1−β1ᵗ)`` with ``ε̂`` added to ``√v`` (paper §2)
     buffer_dtype_scalars: bool = False  #: host scalars computed in the buffer's dtype (else Python floats)
     dezero_order: bool = False  #: the same formula in DeZero's order of operations (so float32 agrees bit for bit)
+    keras_order: bool = False  #: the same formula in Keras's order of operations (NAdam: float32 agrees to rounding)
 
 
 def decay_scalars(group: dict[str, Any], decoupled: bool, float32: bool = False) -> tuple[float, float]:

@@ -11,20 +11,40 @@ from ..elementwise import elementwise
 from ..flat import Run
 from ..optimizer import Optimizer, Params, Plan
 from .adam import decayed_moments
-from .common import Convention, check_betas, check_common, decay_scalars, direction, with_defaults
+from .common import (
+    Convention,
+    check_betas,
+    check_common,
+    decay_scalars,
+    direction,
+    lerp,
+    weight_decayed,
+    with_defaults,
+)
 
 CONVENTIONS = {
     "torch": Convention("torch", dict(lr=2e-3, eps=1e-8, momentum_decay=4e-3)),
     "keras": Convention(
         "Keras", dict(lr=1e-3, eps=1e-7, momentum_decay=1.0), decoupled_decay=True, float32_decay=True,
-        buffer_dtype_scalars=True,
+        buffer_dtype_scalars=True, keras_order=True,
     ),
 }  # fmt: skip
 
 
 @elementwise
-def nadam_rule(p, g, m, v, g_coef, m_coef, beta1_c, beta2, beta2_c, bc2, eps, l2, decay, sign):
-    """Adam's moments, then ``d = √(v / bc2) + ε;  p ← p + g_coef · g/d + m_coef · m/d``."""
+def nadam_rule(p, g, m, v, g_coef, m_coef, beta1_c, beta2, beta2_c, bc2, eps, l2, decay, sign,
+               keras_order, lr, mu_c, mu_next, bc1, bc1_next):  # fmt: skip
+    """Adam's moments, then ``d = √(v / bc2) + ε;  p ← p + g_coef · g/d + m_coef · m/d``.
+
+    ``keras_order``: the same formula in Keras's order of operations (``v ← v + (1−β2)(g² − v)``,
+    ``m̂ = μ_{t+1}·m/(1−Π_{t+1}) + (1−μ_t)·g/(1−Π_t)``, ``p ← p − m̂·lr/d``; ``mu_c = 1−μ_t``,
+    ``bc1 = 1−Π_t``, ``bc1_next = 1−Π_{t+1}``), so that float32 agrees with Keras to rounding.
+    """
+    if keras_order:
+        p, g = weight_decayed(p, g, l2, decay, sign)
+        m, v = lerp(m, g, beta1_c), lerp(v, g * g, beta2_c)
+        m_hat = mu_next * m / bc1_next + mu_c * g / bc1
+        return p - m_hat * lr / (np.sqrt(v / bc2) + eps), m, v
     p, g, m, v = decayed_moments(p, g, m, v, beta1_c, beta2, beta2_c, l2, decay, sign)
     d = np.sqrt(v / bc2) + eps
     p = p + g_coef * (g / d)
@@ -101,5 +121,6 @@ class NAdam(Optimizer):
         g_coef = -x(lr) * (x(1) - mu) / (x(1) - mu_product)
         m_coef = (-x(lr) * mu_next) / (x(1) - mu_product * mu_next)
         bc2 = x(1) - x(beta2) ** x(t)
-        scalars = (g_coef, m_coef, 1 - beta1, beta2, 1 - beta2, bc2, group["eps"], l2, decay, direction(group))
+        keras = (form.keras_order, x(lr), x(1) - mu, mu_next, x(1) - mu_product, x(1) - mu_product * mu_next)
+        scalars = (g_coef, m_coef, 1 - beta1, beta2, 1 - beta2, bc2, group["eps"], l2, decay, direction(group), *keras)
         return nadam_rule, ("exp_avg", "exp_avg_sq"), scalars
