@@ -16,9 +16,7 @@ timed interleaved (adamkit.lab.bench.median_ms). Columns:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -29,7 +27,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import adamkit.keras as ak  # noqa: E402
-from adamkit.lab.bench import median_ms  # noqa: E402
+from adamkit.lab.bench import median_ms, write_json  # noqa: E402
 
 WORKLOADS = {
     "tutorial 3 scalars": [(), (), ()],
@@ -101,11 +99,7 @@ def main() -> None:
                 f" {row['Keras 3 ms']:10.4f} {row['keras_over_door']:10.1f}× {row['door_over_core']:9.2f}×",
                 flush=True,
             )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "keras": keras.__version__, "numba": numba.__version__}  # fmt: skip
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out = write_json(rows, Path(args.json), keras=keras.__version__)
     print("Keras/door: how many times faster adamkit.keras's apply_gradients is than Keras 3's;")
     print("door/core: the door's cost over the core step with gradients already in place (1 = free).")
     print(f"wrote {out}")

@@ -14,9 +14,7 @@ reads and writes 1-byte codes, plus 8 bytes per 256 elements of scales, left out
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 from pathlib import Path
 
 import ml_dtypes
@@ -24,7 +22,7 @@ import numba
 import numpy as np
 
 import adamkit
-from adamkit.lab.bench import floor_kernel, median_ms
+from adamkit.lab.bench import floor_kernel, median_ms, write_json
 
 # name, parameter dtype, AdamW keywords, floor dtypes (gradient, parameter, one per slot)
 OPTIONS = [
@@ -99,10 +97,7 @@ def main() -> None:
                 f"{row['speedup_vs_fp32']:8.2f} {row['over_floor']:7.2f} {row['state_bytes_per_param']:8.3f}",
                 flush=True,
             )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "threads": threads, "quick": args.quick}
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out = write_json(rows, Path(args.json), threads=threads, quick=args.quick)
     print("vs fp32: speed-up over adamkit fp32; /floor: time over the option's own memory floor; B/param: bytes of")
     print(f"optimizer state per parameter, from the buffers. Wrote {out}")
 

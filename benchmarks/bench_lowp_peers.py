@@ -34,9 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
-import platform
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +44,7 @@ import numpy as np
 import torch
 
 import adamkit.torch as at
-from adamkit.lab.bench import floor_kernel, median_ms
+from adamkit.lab.bench import floor_kernel, median_ms, write_json
 
 LR = 1e-3
 QUANTUM = 4096  # peers quantize only tensors whose size is a multiple of their block (≤ 256) and ≥ 4096
@@ -186,13 +184,11 @@ def main() -> None:
         for row in bench(size, runs, only):
             rows.append(row)
             show(row)
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "threads": threads, "torch": torch.__version__}
+    peers = {}
     for name in ("bitsandbytes", "torchao"):
         with contextlib.suppress(ImportError):
-            meta[name] = quiet_import(name).__version__
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+            peers[name] = quiet_import(name).__version__
+    out = write_json(rows, Path(args.json), threads=threads, **peers)
     print("ak32/this: speed-up of this row over adamkit fp32 (above 1: faster than adamkit fp32).")
     print(f"Wrote {out}")
 

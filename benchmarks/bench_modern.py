@@ -13,9 +13,7 @@ Workloads: 1 × 10M elements (Lion, LAMB, ScheduleFreeAdamW); a 4096 × 2560 mat
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 from pathlib import Path
 
 import numba
@@ -24,7 +22,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 import adamkit
-from adamkit.lab.bench import floor_kernel, median_ms  # noqa: E402
+from adamkit.lab.bench import floor_kernel, median_ms, write_json  # noqa: E402
 
 
 def lion_ref(params):
@@ -130,11 +128,7 @@ def main() -> None:
             f"{row['speedup_vs_reference']:7.2f} {over}",
             flush=True,
         )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__, "quick": args.quick,
-            "threads": threads}  # fmt: skip
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out = write_json(rows, Path(args.json), quick=args.quick, threads=threads)
     print("ref/ak: speed-up over the reference package; ak/floor: adamkit's time over its memory floor (1 = at it).")
     print(f"wrote {out}")
 

@@ -11,11 +11,7 @@ warm-up; ratios are what to read (absolute times drift on a shared machine).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import statistics
-import time
 from pathlib import Path
 
 import numba
@@ -23,8 +19,7 @@ import torch
 from torch import nn
 
 import adamkit.torch as at
-
-SETTLE_S = 1e-3  # untimed calls right before each timed one: see bench_step.median_ms
+from adamkit.lab.bench import median_ms, write_json
 
 
 def shapes(model: str, quick: bool) -> list[tuple[int, ...]]:
@@ -45,32 +40,6 @@ def make_params(shape_list, seed=0):
     return params, grads
 
 
-def timed(contenders: dict, runs: int, warmup: int = 3) -> dict:
-    """Median ms of each ``(setup, fn)``; only ``fn`` is timed; interleaved rounds so drift hits all alike."""
-    for setup, fn in contenders.values():
-        for _ in range(warmup):
-            setup()
-            fn()
-    times = {name: [] for name in contenders}
-    for _ in range(runs):
-        for name, (setup, fn) in contenders.items():
-            settled = time.perf_counter() + SETTLE_S
-            while True:
-                setup()
-                fn()
-                if time.perf_counter() >= settled:
-                    break
-            setup()
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
-
-
-def nothing():
-    pass
-
-
 def bench(model: str, quick: bool, runs: int) -> dict:
     shape_list = shapes(model, quick)
     contenders = {}
@@ -79,14 +48,14 @@ def bench(model: str, quick: bool, runs: int) -> dict:
         for p, g in zip(params, grads):
             p.grad = g
         opt = torch.optim.Adam(params, lr=1e-3, **{impl: True})
-        contenders[f"torch_{impl}"] = (nothing, opt.step)
+        contenders[f"torch_{impl}"] = opt.step
 
     params, grads = make_params(shape_list)
     bound = at.Adam(params, lr=1e-3)
     for p, g in zip(params, grads):
         p.grad = g.clone()
     bound.step()  # grads are now views of the flat gradient buffer
-    contenders["adamkit_bound"] = (nothing, bound.step)
+    contenders["adamkit_bound"] = bound.step
 
     params2, grads2 = make_params(shape_list)
     unbound = at.Adam(params2, lr=1e-3)
@@ -95,10 +64,11 @@ def bench(model: str, quick: bool, runs: int) -> dict:
         for p, g in zip(params2, grads2):
             p.grad = g
 
-    contenders["adamkit_set_to_none"] = (set_grads, unbound.step)
-    contenders["gather"] = (set_grads, lambda: unbound._collect(unbound._bound))
+    contenders["adamkit_set_to_none"] = unbound.step
+    contenders["gather"] = lambda: unbound._collect(unbound._bound)
     row = {"model": model, "tensors": len(shape_list), "elements": sum(p.numel() for p in params)}
-    row.update({f"{k}_ms": v for k, v in timed(contenders, runs).items()})
+    ms = median_ms(contenders, runs, setups={"adamkit_set_to_none": set_grads, "gather": set_grads})
+    row.update({f"{k}_ms": v for k, v in ms.items()})
     for key in ("adamkit_bound", "adamkit_set_to_none"):
         row[f"{key}_vs_fused"] = row["torch_fused_ms"] / row[f"{key}_ms"]
         row[f"{key}_vs_foreach"] = row["torch_foreach_ms"] / row[f"{key}_ms"]
@@ -133,11 +103,7 @@ def main() -> None:
             f" {row['adamkit_set_to_none_vs_fused']:11.2f}x  ≥{TARGETS[model]}x",
             flush=True,
         )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "numba": numba.__version__, "quick": args.quick, "threads": threads}  # fmt: skip
-    out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    out = write_json(rows, Path(args.json), quick=args.quick, threads=threads)
     print("ak bound: grads accumulated in place (zero_grad(set_to_none=False)); ak s2none: after set_to_none, the")
     print("step gathers the new grads into the flat buffer and rebinds them (the 'gather' column alone).")
     print(f"wrote {out}")

@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -61,25 +62,35 @@ def floor_kernel(n_read: int, n_write: int):
     return numba.njit(parallel=True, nogil=True)(namespace["floor"])
 
 
-def median_ms(contenders: dict, runs: int, warmup: int = 3) -> dict:
+def median_ms(contenders: dict, runs: int, warmup: int = 3, setups: dict | None = None) -> dict:
     """Median ms per call of each contender, timed interleaved (one call each per round) so drift hits all alike.
 
     Each timed call follows untimed calls of the same contender for at least ``SETTLE_S``: torch and numba each
     run an OpenMP pool whose threads spin after a parallel region, so a call right after *another* runtime's
     call pays for that runtime's spinning threads (and a call after an idle pause, for waking its own). One
     untimed call is not enough for sub-millisecond steps: at 1000 × 1000 it inflated adamkit and the floor by
-    0.06-0.09 ms.
+    0.06-0.09 ms. ``setups[name]``, where given, runs untimed before every call of that contender (e.g. new
+    gradient tensors, as autograd makes after ``zero_grad(set_to_none=True)``).
     """
-    for fn in contenders.values():
+    setups = setups or {}
+
+    def call(name: str, fn: Callable[[], Any]) -> None:
+        if name in setups:
+            setups[name]()
+        fn()
+
+    for name, fn in contenders.items():
         for _ in range(warmup):
-            fn()
+            call(name, fn)
     times: dict = {name: [] for name in contenders}
     for _ in range(runs):
         for name, fn in contenders.items():
             settled = time.perf_counter() + SETTLE_S
-            fn()
+            call(name, fn)
             while time.perf_counter() < settled:
-                fn()
+                call(name, fn)
+            if name in setups:
+                setups[name]()
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -211,9 +222,11 @@ def meta() -> dict:
             "numba": numba.__version__, "numba_threads": numba.get_num_threads()}  # fmt: skip
 
 
-def write_json(rows: list[dict], path: Path) -> Path:
+def write_json(rows: list[dict], path: Path, **extra: Any) -> Path:
+    """``{"meta": ..., "rows": rows}`` at ``path``: the machine and library versions, plus ``extra`` (the run's
+    settings, other libraries' versions)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta(), "rows": rows}, indent=2))
+    path.write_text(json.dumps({"meta": {**meta(), **extra}, "rows": rows}, indent=2))
     return path
 
 
