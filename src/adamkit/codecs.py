@@ -55,26 +55,24 @@ def from_bits(u: Any) -> Any:
     return np.asarray(u, np.uint32).view(np.float32)
 
 
-@intrinsic
-def _bitcast_f32_u32(typingctx: Any, x: Any) -> Any:
-    if x != types.float32:
-        raise TypingError(f"bits() takes a float32, got {x}")
+def _bitcast(source: Any, target: Any, caller: str) -> Any:
+    """An intrinsic that reinterprets a ``source`` scalar's bits as ``target`` (one LLVM ``bitcast``)."""
 
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], context.get_value_type(types.uint32))
+    @intrinsic
+    def bitcast(typingctx: Any, x: Any) -> Any:
+        if x != source:
+            raise TypingError(f"{caller}() takes a {source}, got {x}")
 
-    return types.uint32(x), codegen
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            return builder.bitcast(args[0], context.get_value_type(target))
+
+        return target(x), codegen
+
+    return bitcast
 
 
-@intrinsic
-def _bitcast_u32_f32(typingctx: Any, u: Any) -> Any:
-    if u != types.uint32:
-        raise TypingError(f"from_bits() takes a uint32, got {u}")
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        return builder.bitcast(args[0], context.get_value_type(types.float32))
-
-    return types.float32(u), codegen
+_bitcast_f32_u32 = _bitcast(types.float32, types.uint32, "bits")
+_bitcast_u32_f32 = _bitcast(types.uint32, types.float32, "from_bits")
 
 
 @overload(bits, inline="always")
