@@ -37,6 +37,8 @@ MODES = {
     "int8-state": (np.float32, dict(state_dtype="int8")),
     "bf16-params-sr": (BF16, {}),
     "bf16-params-rn-int8": (BF16, dict(state_dtype="int8", stochastic_rounding=False)),
+    "bf16-params-kahan": (BF16, dict(kahan_sum=True)),  # compensated parameters, stochastically rounded state
+    "bf16-params-kahan-int8": (BF16, dict(kahan_sum=True, state_dtype="int8", stochastic_rounding=False)),
 }
 
 
@@ -100,7 +102,7 @@ def test_every_elementwise_optimizer_fused_equals_numpy_int8(name):
 @settings(max_examples=8, deadline=None)
 @given(
     st.lists(st.integers(0, 9000), min_size=1, max_size=5),
-    st.sampled_from(["bf16-state", "int8-state", "bf16-params-sr"]),
+    st.sampled_from(["bf16-state", "int8-state", "bf16-params-sr", "bf16-params-kahan-int8"]),
 )
 def test_random_layouts_fused_equals_numpy(sizes, mode):
     dtype, kwargs = MODES[mode]
