@@ -33,6 +33,8 @@ OPTIONS = [
     ("bf16 params+state RN", ml_dtypes.bfloat16, dict(stochastic_rounding=False),
      (np.float32, np.uint16, np.uint16, np.uint16)),
     ("bf16 params+int8 SR", ml_dtypes.bfloat16, dict(state_dtype="int8"), (np.float32, np.uint16, np.int8, np.uint8)),
+    ("bf16 params Kahan+state SR", ml_dtypes.bfloat16, dict(kahan_sum=True),
+     (np.float32, np.uint16, np.uint16, np.uint16, np.uint16)),
 ]  # fmt: skip
 
 
@@ -86,14 +88,14 @@ def main() -> None:
         [1_000_000, 4_000_000] if args.quick else [10_000_000, 100_000_000]
     )  # fmt: skip
     print(f"AdamW step, float32 gradients, ms (median); threads {threads}")
-    print(f"{'option':24s} {'elements':>11s} {'ms':>9s} {'floor':>9s} {'vs fp32':>8s} {'/floor':>7s} {'B/param':>8s}")
+    print(f"{'option':27s} {'elements':>11s} {'ms':>9s} {'floor':>9s} {'vs fp32':>8s} {'/floor':>7s} {'B/param':>8s}")
     rows = []
     for size in sizes:
         runs = args.runs or (5 if args.quick else (15 if size > 20_000_000 else 40))
         for row in bench(size, runs):
             rows.append(row)
             print(
-                f"{row['option']:24s} {size:11d} {row['ms']:9.2f} {row['floor_ms']:9.2f} "
+                f"{row['option']:27s} {size:11d} {row['ms']:9.2f} {row['floor_ms']:9.2f} "
                 f"{row['speedup_vs_fp32']:8.2f} {row['over_floor']:7.2f} {row['state_bytes_per_param']:8.3f}",
                 flush=True,
             )

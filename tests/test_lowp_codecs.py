@@ -203,3 +203,44 @@ def test_stochastic_rounding_fused_matches_numpy_and_is_reproducible():
     _numba_stochastic(x, key, 0, first)
     np.testing.assert_array_equal(again, first)  # same seed, salt, step: the same bits
     assert (other_step != first).sum() > x.size // 10  # another step: other roundings
+
+
+def _decisions(key, index, field, fraction=0.5):
+    """Whether stochastic rounding of a value at ``fraction`` of a unit rounds up, per element ``index``."""
+    r = C.random16(C.counter_hash(key, index, field // 2), field % 2)
+    x = np.full(np.shape(index), np.float32(1.5) + np.float32(fraction * 2.0**-7), np.float32)
+    return (C.bf16_round_stochastic(x, r) != C.bf16_round_stochastic(x, np.zeros_like(r))).astype(np.float64)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.77])
+def test_stochastic_rounding_of_one_element_is_unbiased_over_steps(fraction):
+    """One element rounded at every step (the keys of 20,000 steps): the fraction of steps that round up is
+    ``fraction`` within 5 σ, for each of a few elements and each field."""
+    steps = 20_000
+    keys = [C.stream_key(3, 8, t) for t in range(steps)]
+    sigma = np.sqrt(fraction * (1 - fraction) / steps)
+    for index in (0, 1, 4097, 1 << 20):
+        for field in range(4):
+            ups = np.array([_decisions(k, np.array([index]), field, fraction)[0] for k in keys])
+            assert abs(ups.mean() - fraction) < 5 * sigma, (index, field, ups.mean())
+
+
+def test_stochastic_rounding_decisions_are_uncorrelated():
+    """Rounding decisions (x halfway between neighbours) of elements ``lag`` apart within one step, of the four
+    fields of one element, and of two elements over many steps: correlations within 5 σ of 0. (A Weyl sequence
+    with a single multiply, ``((i·φ) ⊕ k)·M``, fails this: its bits repeat with period 2¹⁶ in the index.)"""
+    n = 1 << 20
+    index = np.arange(n, dtype=np.int64)
+    for t in range(3):
+        key = C.stream_key(5, 2, t)
+        fields = [_decisions(key, index, field) for field in range(4)]
+        for lag in (1, 2, 3, 256, 4096, 1 << 16, 3 << 16):
+            for d in fields:
+                assert abs(np.corrcoef(d[:-lag], d[lag:])[0, 1]) < 5 / np.sqrt(n - lag), (t, lag)
+        for a in range(4):
+            for b in range(a + 1, 4):
+                assert abs(np.corrcoef(fields[a], fields[b])[0, 1]) < 5 / np.sqrt(n), (t, a, b)
+    steps = 20_000
+    pairs = np.array([_decisions(C.stream_key(5, 2, t), np.array([7, 8, 7 + (1 << 16)]), 0) for t in range(steps)])
+    for j in (1, 2):
+        assert abs(np.corrcoef(pairs[:, 0], pairs[:, j])[0, 1]) < 5 / np.sqrt(steps), j

@@ -124,17 +124,24 @@ def _stream(key, n):  # noqa: ANN001, ANN202 (numba)
     return k ^ np.uint32((0x632BE5AB * (n // 2)) & 0xFFFFFFFF)
 
 
-_PHI32, _M1, _M2 = 0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35
+_PHI32, _M1, _M2, _M3 = 0x9E3779B1, 0x85EBCA6B, 0xC2B2AE35, 0x846CA68B
 
 
 def counter_hash(key: Any, index: Any, n: Any) -> Any:
-    """32 pseudo-random bits from (key, element index), stream ``n`` (0, 1, ...): murmur3's 32-bit finaliser of
-    ``(index·φ) xor k``, ``k`` a 32-bit half of the 64-bit ``key``. Counter-based: no state, the same bits in
-    both engines whatever the threads or chunking. In numba it is 32-bit LLVM arithmetic (numba would widen
-    uint32 to 64 bits), so the loop vectorizes 16 wide. One hash serves two stochastic roundings."""
-    x = (np.asarray(index).astype(np.uint32) * np.uint32(_PHI32)) ^ _stream(key, n)
+    """32 pseudo-random bits from (key, element index), stream ``n`` (0, 1, ...). Stream 0: murmur3's 32-bit
+    finaliser of ``(index·φ) xor k``, ``k`` a 32-bit half of the 64-bit ``key``. Stream ``n ≥ 1``: one
+    multiply-xorshift of stream 0's hash keyed by its own ``k``, ``x = (h₀ xor kₙ)·M; x xor x≫16`` (a full
+    second finaliser made a bf16 step rounding three values stochastically about 6 % slower, for no quality
+    tests/test_lowp_codecs.py can see). Counter-based: no state, the same bits in both engines whatever the
+    threads or chunking. In numba it is 32-bit LLVM arithmetic (numba would widen uint32 to 64 bits), so the loop
+    vectorizes 16 wide; stream 0's hash is computed once per element. One hash serves two stochastic roundings."""
+    x = (np.asarray(index).astype(np.uint32) * np.uint32(_PHI32)) ^ _stream(key, 0)
     x = (x ^ (x >> np.uint32(16))) * np.uint32(_M1)
     x = (x ^ (x >> np.uint32(13))) * np.uint32(_M2)
+    x = x ^ (x >> np.uint32(16))
+    if n == 0:
+        return x
+    x = (x ^ _stream(key, n)) * np.uint32(_M3)
     return x ^ (x >> np.uint32(16))
 
 
@@ -150,10 +157,24 @@ def _hash32(typingctx: Any, index: Any, k: Any) -> Any:
     return types.uint32(types.int64, types.uint32), codegen
 
 
+@intrinsic
+def _remix32(typingctx: Any, h: Any, k: Any, n: Any) -> Any:
+    """Stream ``n``'s hash from stream 0's ``h``: ``h`` itself for n = 0 (a select, not a branch: constant-folded
+    where ``n`` is a constant)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        i32 = context.get_value_type(types.uint32)
+        x = builder.mul(builder.xor(args[0], args[1]), i32(_M3))
+        x = builder.xor(x, builder.lshr(x, i32(16)))
+        return builder.select(builder.icmp_signed("==", args[2], args[2].type(0)), args[0], x)
+
+    return types.uint32(types.uint32, types.uint32, types.int64), codegen
+
+
 @overload(counter_hash, inline="always")
 def _counter_hash_numba(key, index, n):  # noqa: ANN001, ANN202 (numba matches the signature)
     def impl(key, index, n):  # noqa: ANN001, ANN202
-        return _hash32(np.int64(index), _stream(key, n))
+        return _remix32(_hash32(np.int64(index), _stream(key, 0)), _stream(key, n), np.int64(n))
 
     return impl
 
