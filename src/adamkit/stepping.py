@@ -21,7 +21,7 @@ import numpy as np
 from . import lowp
 from ._checks import check_choice
 from .engine import ENGINES, Rule, fused_call, prepare
-from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Tensors
+from .flat import SUPPORTED_DTYPES, FlatBuffer, GradAddresses, Run, Tensors
 from .hooks import Hook
 from .reduce import all_finite
 from .schedules import Schedule
@@ -73,16 +73,20 @@ class Stepping:
         self._adopt_rebound()
         self._apply_schedule()
         self._check_groups()
-        if grads is None and not skip and not self.hooks and self._nonfinite == "ignore":
-            launches = self._launches()
+        by_address = isinstance(grads, GradAddresses)
+        if (grads is None or by_address) and not skip and not self.hooks and self._nonfinite == "ignore":
+            launches = self._launches(grads)
             if launches is not None:  # every bucket as the last step left it: no re-planning of arrays
-                for _, launch, scalars, _, _ in launches:
-                    launch.kernel(*launch.arrays, *scalars)
-                for flat, _, _, t, after in launches:
+                for _, kernel, arrays, scalars, _, _ in launches:
+                    kernel(*arrays, *scalars)
+                for flat, _, _, _, t, after in launches:
                     flat.stepped(t, after)
                 self._advance_schedule()
                 return
-        sources = self._match_grads(grads) if grads is not None else None
+        if by_address:
+            sources: Any = grads  # checked by the front end that made them
+        else:
+            sources = self._match_grads(grads) if grads is not None else None
         skipped = set(skip)
         for hook in self.hooks:
             hook.check(self, skipped)
@@ -110,11 +114,21 @@ class Stepping:
             self._schedule_t += 1
             self._apply_schedule()
 
-    def _launches(self) -> list[tuple] | None:
-        """The fast path of a plain step (all gradients in ``opt.grads``, no skip, hooks or finiteness check,
-        the fused engine): each bucket's ``Launch`` from an earlier step with this step's scalars, planned and
-        cast for every bucket before any runs; None where some bucket needs the full path (a tensor skipped a
-        step, the state or the tensors were replaced, the rule, slots or scalar types changed)."""
+    def _reads_by_address(self) -> bool:
+        """Whether ``step`` may be given ``GradAddresses`` (gradients read where a front end's tensors hold them):
+        the fused engine, plain float buckets (no low-precision storage), no hooks or finiteness check, and the
+        base class's planning (a subclass's own ``_jobs`` may read gradients as arrays)."""
+        return (
+            self.engine == "fused" and type(self)._jobs is Stepping._jobs and not self.hooks
+            and self._nonfinite == "ignore" and all(flat.lowp is None for flat in self._buckets())
+        )  # fmt: skip
+
+    def _launches(self, grads: GradAddresses | None = None) -> list[tuple] | None:
+        """The fast path of a plain step (all gradients in ``opt.grads`` or given by address, no skip, hooks or
+        finiteness check, the fused engine): each bucket's kernel call ``Launch`` from an earlier step with this
+        step's scalars, planned and cast for every bucket before any runs; None where some bucket needs the full
+        path (a tensor skipped a step, the state or the tensors were replaced, the rule, slots or scalar types
+        changed)."""
         if self.engine != "fused" or type(self)._jobs is not Stepping._jobs:
             return None
         out = []
@@ -133,7 +147,7 @@ class Stepping:
                 scalars = self._cast(flat, scalars, launch.names)
                 if flat.last_cast[1] != launch.types:  # the plan's scalar types (kept by _cast)
                     return None
-                out.append((flat, launch, scalars, t, view.scalars))
+                out.append((flat, *launch.call(flat, grads, scalars), scalars, t, view.scalars))
         return out
 
     def _check_groups(self) -> None:
@@ -321,6 +335,15 @@ class Launch:
     tensors: Tensors
     kernel: Any
     arrays: tuple
+
+    def call(self, flat: FlatBuffer, grads: GradAddresses | None, scalars: tuple) -> tuple[Any, tuple]:
+        """The kernel and its arrays for this step: as prepared, or with ``grads`` by address the chunked kernel
+        reading them where they are (its machine code loaded or compiled now, before any kernel runs)."""
+        if grads is None:
+            return self.kernel, self.arrays
+        slots = [self.state[n] for n in self.slots]
+        prepare("fused", self.rule, len(slots), flat.dtype, scalars, self.tensors.size, packed=False)
+        return fused_call(self.rule, self.tensors, flat.gradients(grads, None), slots)
 
 
 def _filled(flat: FlatBuffer, fill: float) -> np.ndarray:
