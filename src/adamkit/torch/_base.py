@@ -302,7 +302,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 self._core_index.append(None)
                 return
             arrays = [_numpy(_real(p.detach())) for p in fast]  # a list: the core names them, uniquely
-            self._core.add_param_group({"params": arrays, **hyper}, packed=True)
+            self._core.add_param_group({"params": arrays, **hyper}, packed=True, watch=False)
             self._core_index.append(len(self._core.param_groups) - 1)
             names = self._core.param_groups[-1]["param_names"]
         except BaseException:
