@@ -22,7 +22,7 @@ import numpy as np
 from . import lowp
 from ._checks import check_choice
 from .engine import ENGINES, Rule, fused_call, prepare
-from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Tensors
+from .flat import SUPPORTED_DTYPES, FlatBuffer, GradAddresses, Run, Tensors
 from .hooks import Hook
 from .reduce import all_finite
 from .schedules import Schedule
@@ -74,17 +74,26 @@ class Stepping:
         self._adopt_rebound()
         self._apply_schedule()
         self._check_groups()
-        if grads is None and not skip and not self.hooks and self._nonfinite == "ignore":
+        by_address = isinstance(grads, GradAddresses)
+        if (grads is None or by_address) and not skip and not self.hooks and self._nonfinite == "ignore":
             launches = self._launches()
             if launches is not None:  # every bucket as the last step left it: no re-planning of arrays
-                for _, launch, scalars, _, _ in launches:
-                    launch.kernel(*launch.arrays, *scalars)
+                if by_address:  # the chunked kernels, reading the front end's gradients (prepared before any runs)
+                    calls = [launch.by_address(flat, grads, scalars) for flat, launch, scalars, _, _ in launches]
+                    for (kernel, arrays), (_, _, scalars, _, _) in zip(calls, launches):
+                        kernel(*arrays, *scalars)
+                else:
+                    for _, launch, scalars, _, _ in launches:
+                        launch.kernel(*launch.arrays, *scalars)
                 for flat, _, _, t, after in launches:  # flat.stepped(t, after), inlined (uniform stays True)
                     n = len(flat.steps)
                     flat.steps, flat.scalars = [t] * n, [after] * n
                 self._advance_schedule()
                 return
-        sources = self._match_grads(grads) if grads is not None else None
+        if by_address:
+            sources: Any = grads  # checked by the front end that made them
+        else:
+            sources = self._match_grads(grads) if grads is not None else None
         skipped = set(skip)
         for hook in self.hooks:
             hook.check(self, skipped)
@@ -112,11 +121,20 @@ class Stepping:
             self._schedule_t += 1
             self._apply_schedule()
 
+    def _reads_by_address(self) -> bool:
+        """Whether ``step`` may be given ``GradAddresses`` (gradients read where a front end's tensors hold them):
+        the fused engine, plain float buckets (no low-precision storage), no hooks or finiteness check, and the
+        base class's planning (a subclass's own ``_jobs`` may read gradients as arrays)."""
+        return (
+            self.engine == "fused" and type(self)._jobs is Stepping._jobs and not self.hooks
+            and self._nonfinite == "ignore" and all(flat.lowp is None for flat in self._buckets())
+        )  # fmt: skip
+
     def _launches(self) -> list[tuple] | None:
-        """The fast path of a plain step (all gradients in ``opt.grads``, no skip, hooks or finiteness check,
-        the fused engine): each bucket's ``Launch`` from an earlier step with this step's scalars, planned and
-        cast for every bucket before any runs; None where some bucket needs the full path (a tensor skipped a
-        step, the state or the tensors were replaced, the rule, slots or scalar types changed).
+        """The fast path of a plain step (all gradients in ``opt.grads`` or given by address, no skip, hooks or
+        finiteness check, the fused engine): each bucket's ``Launch`` from an earlier step with this step's
+        scalars, planned and cast for every bucket before any runs; None where some bucket needs the full path (a
+        tensor skipped a step, the state or the tensors were replaced, the rule, slots or scalar types changed).
 
         A launch of a stationary rule (``_STATIONARY``) keeps its cast scalars while its group's hyperparameters
         are those that last passed ``_check_groups`` (the same ``_checked`` entry): no planning at all."""
@@ -344,6 +362,13 @@ class Launch:
     run: Run  # what the plan sees of the bucket, reused step after step (its scalars replaced each step)
     scalars: tuple = ()  # the last step's, cast
     hyper: tuple | None = None  # the group's ``_checked`` entry those scalars hold for (stationary rules only)
+
+    def by_address(self, flat: FlatBuffer, grads: GradAddresses, scalars: tuple) -> tuple[Any, tuple]:
+        """This bucket's kernel call with the gradients read where ``grads`` says (the chunked kernel, its machine
+        code loaded or compiled now, before any kernel of the step runs) instead of from the flat gradient."""
+        slots = [self.state[n] for n in self.slots]
+        prepare("fused", self.rule, len(slots), flat.dtype, scalars, self.tensors.size, packed=False)
+        return fused_call(self.rule, self.tensors, flat.gradients(grads, None), slots)
 
 
 def compiled(dispatcher: Any, args: tuple) -> Any:
