@@ -179,3 +179,35 @@ def test_only_the_rule_changed_mid_run():
 
     opt = assert_engines_agree({5: switch}, make=lambda p, e: Switching(p, lr=0.01, engine=e))
     assert all(flat.launch.rule is shorter_adam_rule for _, flat in opt.flat_buffers())
+
+
+STATIONARY = {  # optimizers whose plain steps reuse their cast scalars (``_STATIONARY``)
+    "SGD": lambda p, e: adamkit.SGD(p, lr=0.01, engine=e),
+    "SGD-velocity": lambda p, e: adamkit.SGD(p, lr=0.01, momentum=0.9, convention="keras", engine=e),
+    "RMSprop-centered-momentum": lambda p, e: adamkit.RMSprop(p, lr=0.01, momentum=0.5, centered=True, engine=e),
+    "Adadelta": lambda p, e: adamkit.Adadelta(p, engine=e),
+    "Lion": lambda p, e: adamkit.Lion(p, lr=0.01, engine=e),
+}
+
+
+@pytest.mark.parametrize("make", STATIONARY.values(), ids=list(STATIONARY))
+def test_stationary_launches_follow_every_hyperparameter_edit(make):
+    """Edits by assignment, an edit undone, a schedule: each must reach the kernel's scalars."""
+
+    def lr(opt, ps):
+        opt.param_groups[0]["lr"] *= 0.3
+
+    def decay(opt, ps):
+        opt.param_groups[0]["weight_decay"] = 0.2
+
+    def undo(opt, ps):
+        opt.param_groups[0]["weight_decay"] = 0.0
+
+    def schedule(opt, ps):
+        opt.schedule = StepLR(2, gamma=0.5)
+
+    opt = assert_engines_agree({3: lr, 5: decay, 7: undo, 9: schedule}, steps=14, make=make)
+    assert opt._launches() is not None
+    fused, _ = run("fused", {3: lr}, make=make)
+    unchanged, _ = run("fused", {}, make=make)
+    assert not np.allclose(fused["w"], unchanged["w"], rtol=1e-6)  # the edit made a visible difference

@@ -39,19 +39,20 @@ def test_import_adamkit_does_not_import_torch():
 
 
 def test_params_and_grads_are_views_of_the_flat_buffers():
-    """p.data is a view into the core's flat buffer; with zero_grad(set_to_none=False) autograd accumulates into
-    p.grad in place, which is a view into the flat gradient buffer: no gather, no rebinding."""
+    """p.data is a view into the core's flat buffer; with zero_grad(set_to_none=False) the grads autograd made at
+    the first backward are kept, so the second step copies them in and rebinds them to views of the flat gradient
+    buffer; from then on autograd accumulates into them in place: no copy, no rebinding."""
     model, _ = twins("mlp", torch.float32)
     opt = at.Adam(model.parameters(), lr=0.01)
     core_data = opt._core._flats[0][0].data
     base, end = core_data.ctypes.data, core_data.ctypes.data + core_data.nbytes
     assert all(base <= p.data_ptr() < end for p in model.parameters() if p.numel())
-    data = list(batches("mlp", torch.float32, 3))
-    train(model, opt, data[:1], set_to_none=False)
+    data = list(batches("mlp", torch.float32, 4))
+    train(model, opt, data[:2], set_to_none=False)
     grads = [p.grad for p in model.parameters()]
     core_grad = opt._core._flats[0][0].grad
     assert all(core_grad.ctypes.data <= g.data_ptr() < core_grad.ctypes.data + core_grad.nbytes for g in grads)
-    train(model, opt, data[1:], set_to_none=False)
+    train(model, opt, data[2:], set_to_none=False)
     assert all(p.grad is g for p, g in zip(model.parameters(), grads))
     assert np.array_equal(core_grad, torch.cat([g.flatten() for g in grads]).numpy())
 

@@ -1,10 +1,11 @@
 """What adamkit.torch's step caches between steps must notice (torch.optim is the oracle).
 
-A step skips work when nothing changed since the last one: the parameters' storage and grads are checked in one
-C-level pass against the bindings cached at the last step, hyperparameters identical to those last synced are
+A step skips work when nothing changed since the last one: the parameters' storage and grads are checked in two
+C-level passes against the bindings cached at the last step, hyperparameters identical to those last synced are
 not re-checked, and torch's step wrapper is entered only when a hook or a profiler needs it. Each test below
-changes one thing behind the cache's back, in the grads-bound regime (``zero_grad(set_to_none=False)``) where
-nothing else would reveal it, and fails if the cache went stale.
+changes one thing behind the cache's back, in the grads-bound regime (``zero_grad(set_to_none=False)``) or the
+grads-read-in-place regime (``set_to_none=True``) where nothing else would reveal it, and fails if the cache went
+stale or a grad was read where it should not be.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import adamkit.torch as at
 TOL64 = 1e-10
 
 
-def lockstep(change, steps=12, change_at=5, name="Adam", **kwargs):
-    """Train twin MLPs (grads kept bound), calling ``change(model, opt, step)`` from step ``change_at`` on."""
+def lockstep(change, steps=12, change_at=5, name="Adam", set_to_none=False, **kwargs):
+    """Train twin MLPs (grads kept bound, or new each step), calling ``change(model, opt, step)`` from step
+    ``change_at`` on."""
     ours_model, ref_model = twins("mlp", torch.float64)
 
     def own(kwargs):  # a tensor lr changed in place must not be shared by the two optimizers
@@ -31,7 +33,7 @@ def lockstep(change, steps=12, change_at=5, name="Adam", **kwargs):
     ref = getattr(torch.optim, name)(ref_model.parameters(), **own(kwargs))
     for opt, model in ((ours, ours_model), (ref, ref_model)):
         for i, (x, y) in enumerate(batches("mlp", torch.float64, steps)):
-            opt.zero_grad(set_to_none=False)
+            opt.zero_grad(set_to_none=set_to_none)
             loss_fn(model, x, y).backward()
             if i >= change_at:
                 change(model, opt, i)
@@ -44,11 +46,11 @@ def assert_same(ours_model, ref_model, tol=TOL64):
 
 
 def test_the_bound_case_is_what_is_measured():
-    """The regime these tests change things in: after the first step every grad is a view of the flat buffer,
-    so the step takes the cached path (no gather)."""
+    """The regime these tests change things in: from the second step on every grad is a view of the flat buffer,
+    so the step takes the cached path (the flat gradient, nothing skipped)."""
     ours_model, ref_model, ours = lockstep(lambda *a: None)
     assert all(p.grad is b.grad for p, b in zip(ours_model.parameters(), ours._bound))
-    assert ours._bindings is not None and ours._still_bound()
+    assert ours._bindings is not None and ours._gradients() == (None, frozenset())
     assert_same(ours_model, ref_model)
 
 
@@ -158,9 +160,9 @@ def test_step_hooks_and_the_profiler_still_see_every_step():
     assert any(e.name == "Optimizer.step#Adam.step" for e in prof.events())
 
 
-# ------------------------------------------------------------------- the set_to_none gather (one numba copy)
+# --------------------------------------------------------- set_to_none: new grads read where autograd put them
 def mixed_model():
-    """An MLP whose first layer is float64 and the rest float32 (two flat buffers, two dtypes to gather)."""
+    """An MLP whose first layer is float64 and the rest float32 (two flat buffers, two dtypes read in place)."""
     torch.manual_seed(0)
     return torch.nn.Sequential(torch.nn.Linear(6, 16).double(), torch.nn.Tanh(), torch.nn.Linear(16, 16))
 
@@ -170,7 +172,9 @@ def mixed_loss(model, x, y):
     return ((model[2](h.float()).sum(-1, keepdim=True) - y.float()) ** 2).mean()
 
 
-def test_set_to_none_gathers_every_grad_and_rebinds_it():
+def test_set_to_none_reads_every_grad_in_place():
+    """After set_to_none the kernel reads autograd's grads where they are: nothing is copied into the flat gradient
+    buffer, p.grad stays autograd's tensor, holding this step's gradient; the result is torch.optim's."""
     ours_model, ref_model = mixed_model(), mixed_model()
     ours = at.Adam(ours_model.parameters(), lr=0.01)
     ref = torch.optim.Adam(ref_model.parameters(), lr=0.01)
@@ -179,14 +183,121 @@ def test_set_to_none_gathers_every_grad_and_rebinds_it():
             opt.zero_grad(set_to_none=True)
             mixed_loss(model, x, y).backward()
             if opt is ours:
-                expected = [p.grad.clone() for p in model.parameters()]
+                grads = [p.grad for p in model.parameters()]
+                expected = [g.clone() for g in grads]
             opt.step()
-        assert ours._bindings[3] is not None  # the vectorised gather ran
-        for p, b, g in zip(ours_model.parameters(), ours._bound, expected):
-            assert p.grad is b.grad  # rebound to the flat buffer...
-            torch.testing.assert_close(p.grad, g, rtol=0, atol=0)  # ...holding this step's gradient
+        assert ours._bindings is not None  # the per-parameter path (which drops them) did not run
+        for bucket in ours._core._buckets():
+            assert not bucket.grad.any()  # never written: the grads were read in place
+        for p, g, e in zip(ours_model.parameters(), grads, expected):
+            assert p.grad is g
+            torch.testing.assert_close(p.grad, e, rtol=0, atol=0)
     for p, q in zip(ours_model.parameters(), ref_model.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)  # the float32 layers: rounding, amplified by Adam
+
+
+def test_grads_kept_between_steps_are_rebound_once():
+    """set_to_none=False after autograd made new grads: the first step reads them in place, the next finds the
+    same tensors (kept, zeroed in place) and copies them in and rebinds them; from then on they are our views.
+    Back to set_to_none=True: read in place again, no copy."""
+    ours_model, ref_model = twins("mlp", torch.float64)
+    ours = at.Adam(ours_model.parameters(), lr=0.01)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=0.01)
+    bound = []
+    for i, (x, y) in enumerate(batches("mlp", torch.float64, 9)):
+        for opt, model in ((ours, ours_model), (ref, ref_model)):
+            opt.zero_grad(set_to_none=i >= 6)
+            loss_fn(model, x, y).backward()
+            opt.step()
+        bound.append(all(p.grad is b.grad for p, b in zip(ours_model.parameters(), ours._bound)))
+    assert bound == [False, True, True, True, True, True, False, False, False]
+    assert_same(ours_model, ref_model)
+
+
+def set_to_none_lockstep(change, **kwargs):
+    return lockstep(change, set_to_none=True, **kwargs)
+
+
+def test_set_to_none_with_none_grads_skips_them_and_reads_the_others_in_place():
+    """Frozen parameters (grad None every step) and one grad dropped once: skipped, as torch.optim skips them."""
+    ours_model, ref_model = twins("mlp", torch.float64)
+    for model in (ours_model, ref_model):
+        model[0].weight.requires_grad_(False)
+
+    def change(model, opt, i):
+        if i == 7:
+            model[2].bias.grad = None
+
+    for model, cls in ((ours_model, at.Adam), (ref_model, torch.optim.Adam)):
+        opt = cls(model.parameters(), lr=0.01)
+        for i, (x, y) in enumerate(batches("mlp", torch.float64, 12)):
+            opt.zero_grad(set_to_none=True)
+            loss_fn(model, x, y).backward()
+            if i >= 5:
+                change(model, opt, i)
+            opt.step()
+            if cls is at.Adam and i == 7:
+                assert opt._bindings is not None  # read in place, not by the per-parameter path
+    assert_same(ours_model, ref_model)
+
+
+def test_set_to_none_with_data_replaced():
+    def change(model, opt, i):
+        if i == 6:
+            with torch.no_grad():
+                model[2].weight.data = model[2].weight.data * 0.5  # new storage, while the grads are autograd's
+
+    ours_model, ref_model, ours = set_to_none_lockstep(change)
+    assert_same(ours_model, ref_model)
+    assert ours_model[2].weight.data_ptr() == ours._by_param[id(ours_model[2].weight)].ptr
+
+
+@pytest.mark.parametrize("odd", ["offset view", "requires grad", "inference tensor"])
+def test_set_to_none_with_grads_whose_metadata_differ(odd):
+    """New grads the check must judge one by one: a contiguous view at an offset of a larger tensor (read in place
+    at its own address), a grad that requires grad and an inference tensor (other metadata than our views: the
+    per-parameter path). Each must give torch.optim's result."""
+
+    def change(model, opt, i):
+        w = model[2].weight
+        if odd == "offset view":
+            big = torch.zeros(w.numel() + 7, dtype=w.dtype)
+            big[7:] = w.grad.reshape(-1)
+            w.grad = big[7:].view_as(w)
+        elif odd == "requires grad":
+            w.grad = w.grad.clone().requires_grad_()
+        else:
+            with torch.inference_mode():
+                w.grad = w.grad.clone()
+
+    ours_model, ref_model, ours = set_to_none_lockstep(change)
+    assert_same(ours_model, ref_model)
+
+
+def test_set_to_none_with_a_conjugate_view_grad_is_refused_as_torch_refuses_it():
+    """A complex grad given as a lazy conjugate view (its memory holds the unconjugated values): reading its bytes
+    in place would step with conj(g). The check sends it to the per-parameter path, which refuses it with torch's
+    own error (torch.optim.Adam raises it too), nothing changed."""
+    torch.manual_seed(0)
+    params = [torch.randn(5, dtype=torch.complex128, requires_grad=True) for _ in range(2)]
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    ours, ref = at.Adam(params, lr=0.01), torch.optim.Adam(twin, lr=0.01)
+    for conj in (False, False, True):
+        g = torch.randn(2, 5, dtype=torch.complex128)
+        for opt, ps in ((ours, params), (ref, twin)):
+            opt.zero_grad(set_to_none=True)
+            for p, gi in zip(ps, g):
+                p.grad = gi.clone().conj() if conj else gi.clone()
+            before = [p.detach().clone() for p in ps]
+            if conj:
+                with pytest.raises(RuntimeError, match="conjugated"):
+                    opt.step()
+                for p, b in zip(ps, before):
+                    assert torch.equal(p, b)
+            else:
+                opt.step()
+    for p, q in zip(params, twin):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=0)
 
 
 def test_set_to_none_with_odd_grads_takes_the_per_parameter_path():
@@ -206,7 +317,7 @@ def test_set_to_none_with_odd_grads_takes_the_per_parameter_path():
     assert_same(ours_model, ref_model)
 
 
-def test_gather_rebuilt_when_params_are_added():
+def test_bindings_rebuilt_when_params_are_added():
     ours_model, ref_model = twins("mlp", torch.float64)
     for model, cls in ((ours_model, at.Adam), (ref_model, torch.optim.Adam)):
         head, *rest = [list(m.parameters()) for m in model if list(m.parameters())]

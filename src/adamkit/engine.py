@@ -49,10 +49,11 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, register_jitable
 
-from .flat import Tensors
+from .flat import GradAt, Tensors
 
 Rule = Callable[..., tuple]
-Gradient = np.ndarray | list[np.ndarray]  # a bucket's flat gradient, or one 1-D array per tensor stepped
+#: A bucket's flat gradient, one 1-D array per tensor stepped, or (the fused engine only) their addresses.
+Gradient = np.ndarray | list[np.ndarray] | GradAt
 
 PARALLEL_MIN_SIZE = 1 << 15
 """Below this many elements the serial kernel is faster than waking the thread pool."""
@@ -99,7 +100,9 @@ def fused_call(rule: Rule, tensors: Tensors, g: Gradient, slots: Sequence[np.nda
         kernel = kernels.parallel if tensors.size >= PARALLEL_MIN_SIZE else kernels.serial
         return kernel, (tensors.flat, g, *slots)
     like = tensors.views[0][:0] if tensors.views else np.empty(0)
-    if isinstance(g, np.ndarray):
+    if isinstance(g, GradAt):
+        g_at = g.at
+    elif isinstance(g, np.ndarray):
         g_at = g.ctypes.data + tensors.offsets_array * g.itemsize
     else:
         g_at = np.fromiter((x.ctypes.data for x in g), np.int64, len(g))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -41,6 +41,19 @@ class Segment:
     def view(self, buffer: np.ndarray) -> np.ndarray:
         """A live view of this tensor in ``buffer`` (0-d and empty shapes included)."""
         return buffer[self.offset : self.offset + self.size].reshape(self.shape)
+
+
+class GradAt(NamedTuple):
+    """Gradients read where they are, by address (the fused engine only): ``at[k]`` is where the gradient of the
+    ``k``-th tensor stepped starts, C-contiguous, of that tensor's shape and dtype."""
+
+    at: np.ndarray
+
+
+class GradAddresses(dict):
+    """``step``'s gradients by address, for a front end whose gradients are not NumPy arrays (``adamkit.torch``):
+    ``id(bucket)`` → the int64 addresses of its tensors' gradients, in segment order (see ``GradAt``). Valid only
+    where ``Optimizer._reads_by_address()``; the caller has checked every gradient's shape, dtype and layout."""
 
 
 @dataclass
@@ -157,10 +170,16 @@ class FlatBuffer:
             np.concatenate([sources[seg.name] for seg in self.segments], axis=None, out=self._scratch)
         return self._scratch
 
-    def gradients(self, sources: dict[str, np.ndarray], members: list[int] | None) -> np.ndarray | list[np.ndarray]:
+    def gradients(
+        self, sources: dict[str, np.ndarray], members: list[int] | None
+    ) -> np.ndarray | list[np.ndarray] | GradAt:
         """This step's gradients of ``members`` (None: all) as the engines take them: read where they are
-        (one 1-D array per tensor), or — for many small tensors, where one copy costs less than handing the
-        kernel each array's address — copied into a flat scratch laid out as ``grad``."""
+        (one 1-D array per tensor, or their addresses from ``GradAddresses``), or — for many small arrays, where
+        one copy costs less than handing the kernel each array's address — copied into a flat scratch laid out
+        as ``grad``."""
+        if isinstance(sources, GradAddresses):
+            at = sources[id(self)]
+            return GradAt(at if members is None else at[members])
         if members is None and self.size < SMALL_TENSOR * len(self.segments):
             return self.scratch(sources)
         ids = range(len(self.segments)) if members is None else members

@@ -55,6 +55,11 @@ class Optimizer(ParamStore, Stepping, StateIO):
     #: Whether the update is elementwise, so its state may be stored in low precision (``state_dtype``).
     _LOW_PRECISION: ClassVar[bool] = False
 
+    #: Rules whose scalars ``_plan`` computes from the group's hyperparameters and the bucket's dtype alone (not
+    #: the step count, the state or host scalars): while a group's hyperparameters stay the same, a plain step
+    #: reuses them without planning again. tests/test_stationary_plans.py checks every declaration.
+    _STATIONARY: ClassVar[frozenset[Any]] = frozenset()
+
     def __init__(
         self,
         params: Params,
@@ -90,6 +95,7 @@ class Optimizer(ParamStore, Stepping, StateIO):
         self._param_views: dict[str, np.ndarray] = {}
         self._grad_views: dict[str, np.ndarray] = {}
         self._containers: list[tuple[Any, list | None]] = []  # each group's dict or list, and the dict's keys
+        self._watched: list[int] = []  # the groups whose containers steps check for replaced arrays
         self._checked: dict[int, tuple] = {}
         self._shapes: list[tuple[tuple[int, ...], np.dtype]] = []
         _LIVE.add(self)

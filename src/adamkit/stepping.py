@@ -16,12 +16,13 @@ from functools import cache
 from itertools import repeat
 from typing import Any, ClassVar
 
+import numba
 import numpy as np
 
 from . import lowp
 from ._checks import check_choice
 from .engine import ENGINES, Rule, fused_call, prepare
-from .flat import SUPPORTED_DTYPES, FlatBuffer, Run, Tensors
+from .flat import SUPPORTED_DTYPES, FlatBuffer, GradAddresses, Run, Tensors
 from .hooks import Hook
 from .reduce import all_finite
 from .schedules import Schedule
@@ -38,7 +39,7 @@ class Stepping:
     skipped_steps: int
     param_groups: list[dict[str, Any]]
     _flats: list[list[FlatBuffer]]
-    _checked: dict[int, tuple]  # group index → (hyperparameter names, values that passed)
+    _checked: dict[int, tuple]  # group index → (hyperparameter names, their itemgetter, values that passed)
     _schedule: Schedule | None
     _schedule_t: int
 
@@ -73,16 +74,26 @@ class Stepping:
         self._adopt_rebound()
         self._apply_schedule()
         self._check_groups()
-        if grads is None and not skip and not self.hooks and self._nonfinite == "ignore":
+        by_address = isinstance(grads, GradAddresses)
+        if (grads is None or by_address) and not skip and not self.hooks and self._nonfinite == "ignore":
             launches = self._launches()
             if launches is not None:  # every bucket as the last step left it: no re-planning of arrays
-                for _, launch, scalars, _, _ in launches:
-                    launch.kernel(*launch.arrays, *scalars)
-                for flat, _, _, t, after in launches:
-                    flat.stepped(t, after)
+                if by_address:  # the chunked kernels, reading the front end's gradients (prepared before any runs)
+                    calls = [launch.by_address(flat, grads, scalars) for flat, launch, scalars, _, _ in launches]
+                    for (kernel, arrays), (_, _, scalars, _, _) in zip(calls, launches):
+                        kernel(*arrays, *scalars)
+                else:
+                    for _, launch, scalars, _, _ in launches:
+                        launch.kernel(*launch.arrays, *scalars)
+                for flat, _, _, t, after in launches:  # flat.stepped(t, after), inlined (uniform stays True)
+                    n = len(flat.steps)
+                    flat.steps, flat.scalars = [t] * n, [after] * n
                 self._advance_schedule()
                 return
-        sources = self._match_grads(grads) if grads is not None else None
+        if by_address:
+            sources: Any = grads  # checked by the front end that made them
+        else:
+            sources = self._match_grads(grads) if grads is not None else None
         skipped = set(skip)
         for hook in self.hooks:
             hook.check(self, skipped)
@@ -110,15 +121,29 @@ class Stepping:
             self._schedule_t += 1
             self._apply_schedule()
 
+    def _reads_by_address(self) -> bool:
+        """Whether ``step`` may be given ``GradAddresses`` (gradients read where a front end's tensors hold them):
+        the fused engine, plain float buckets (no low-precision storage), no hooks or finiteness check, and the
+        base class's planning (a subclass's own ``_jobs`` may read gradients as arrays)."""
+        return (
+            self.engine == "fused" and type(self)._jobs is Stepping._jobs and not self.hooks
+            and self._nonfinite == "ignore" and all(flat.lowp is None for flat in self._buckets())
+        )  # fmt: skip
+
     def _launches(self) -> list[tuple] | None:
-        """The fast path of a plain step (all gradients in ``opt.grads``, no skip, hooks or finiteness check,
-        the fused engine): each bucket's ``Launch`` from an earlier step with this step's scalars, planned and
-        cast for every bucket before any runs; None where some bucket needs the full path (a tensor skipped a
-        step, the state or the tensors were replaced, the rule, slots or scalar types changed)."""
+        """The fast path of a plain step (all gradients in ``opt.grads`` or given by address, no skip, hooks or
+        finiteness check, the fused engine): each bucket's ``Launch`` from an earlier step with this step's
+        scalars, planned and cast for every bucket before any runs; None where some bucket needs the full path (a
+        tensor skipped a step, the state or the tensors were replaced, the rule, slots or scalar types changed).
+
+        A launch of a stationary rule (``_STATIONARY``) keeps its cast scalars while its group's hyperparameters
+        are those that last passed ``_check_groups`` (the same ``_checked`` entry): no planning at all."""
         if self.engine != "fused" or type(self)._jobs is not Stepping._jobs:
             return None
         out = []
-        for group, flats in zip(self.param_groups, self._flats):
+        checked, stationary = self._checked, self._STATIONARY
+        for i, (group, flats) in enumerate(zip(self.param_groups, self._flats)):
+            hyper = checked[i]
             for flat in flats:
                 launch = flat.launch
                 if launch is None or not flat.uniform:
@@ -126,13 +151,18 @@ class Stepping:
                 if launch.state is not flat.state or launch.tensors is not flat._all:
                     return None
                 t = flat.steps[0] + 1
-                view = Run(flat.dtype, flat.state, dict(flat.scalars[0]))
+                if launch.hyper is hyper:  # a stationary rule, the same hyperparameters: the same scalars
+                    out.append((flat, launch, launch.scalars, t, flat.scalars[0]))
+                    continue
+                view = launch.run  # the state dict is the bucket's (checked above); the scalars are this step's
+                view.scalars = dict(flat.scalars[0])
                 rule, slots, scalars = self._plan(group, view, t)
                 if rule is not launch.rule or slots != launch.slots:
                     return None
                 scalars = self._cast(flat, scalars, launch.names)
                 if flat.last_cast[1] != launch.types:  # the plan's scalar types (kept by _cast)
                     return None
+                launch.scalars, launch.hyper = scalars, hyper if rule in stationary else None
                 out.append((flat, launch, scalars, t, view.scalars))
         return out
 
@@ -140,19 +170,22 @@ class Stepping:
         """``_check`` every param group whose hyperparameters changed since they last passed (all, at first)."""
         checked = self._checked  # group index → (hyperparameter names, values that passed)
         for i, group in enumerate(self.param_groups):
-            keys, passed = checked.get(i, ((), None))
+            keys, get, passed = checked.get(i, ((), None, None))
             if len(keys) + len(self._STRUCTURE) != len(group):
                 keys = tuple(k for k in group if k not in self._STRUCTURE)
-            values = operator.itemgetter(*keys)(group) if len(keys) > 1 else None
+                get = operator.itemgetter(*keys) if len(keys) > 1 else None
+            values = get(group) if get is not None else None
             if values is None or values != passed:  # a list value never equals its stored tuple: checked again
                 self._check(group)
-                checked[i] = keys, tuple(tuple(v) if isinstance(v, list) else v for v in values or ())
+                checked[i] = keys, get, tuple(tuple(v) if isinstance(v, list) else v for v in values or ())
 
     def _cast(self, flat: FlatBuffer, scalars: tuple, names: tuple[str, ...]) -> tuple:
         """``_cast`` for ``flat``, reusing its last result when the scalars are the same values of the same types
         (most steps of most optimizers; 0.0 and -0.0 count as the same)."""
-        types = tuple(map(type, scalars))
         last = flat.last_cast
+        if last is not None and len(scalars) == len(last[0]) and all(map(operator.is_, scalars, last[0])):
+            return last[2]  # the very same objects (constants, hyperparameters passed through): nothing to check
+        types = tuple(map(type, scalars))
         if last is None or last[0] != scalars or last[1] != types:
             dtype = lowp.compute_dtype(flat.dtype)
             last = flat.last_cast = scalars, types, _cast(scalars, dtype, names, type(self).__name__)
@@ -226,9 +259,10 @@ class Stepping:
             jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
             if members is None and g is flat.grad and not new and self.engine == "fused":
                 kernel, args = fused_call(rule, tensors, g, arrays)
-                if kernel.serial is None:  # a serial kernel, compiled by prepare: its dispatcher needs no guard
-                    kernel = kernel.dispatcher
-                flat.launch = Launch(rule, slots, names, flat.last_cast[1], state, tensors, kernel, args)
+                if kernel.serial is None:  # a serial kernel, compiled by prepare: no guard, no dispatch needed
+                    kernel = compiled(kernel.dispatcher, (*args, *scalars))
+                run_view = Run(flat.dtype, state, {})
+                flat.launch = Launch(rule, slots, names, flat.last_cast[1], state, tensors, kernel, args, run_view)
         return jobs
 
     def _run(self, jobs: list[Job]) -> None:
@@ -325,6 +359,25 @@ class Launch:
     tensors: Tensors
     kernel: Any
     arrays: tuple
+    run: Run  # what the plan sees of the bucket, reused step after step (its scalars replaced each step)
+    scalars: tuple = ()  # the last step's, cast
+    hyper: tuple | None = None  # the group's ``_checked`` entry those scalars hold for (stationary rules only)
+
+    def by_address(self, flat: FlatBuffer, grads: GradAddresses, scalars: tuple) -> tuple[Any, tuple]:
+        """This bucket's kernel call with the gradients read where ``grads`` says (the chunked kernel, its machine
+        code loaded or compiled now, before any kernel of the step runs) instead of from the flat gradient."""
+        slots = [self.state[n] for n in self.slots]
+        prepare("fused", self.rule, len(slots), flat.dtype, scalars, self.tensors.size, packed=False)
+        return fused_call(self.rule, self.tensors, flat.gradients(grads, None), slots)
+
+
+def compiled(dispatcher: Any, args: tuple) -> Any:
+    """The machine code ``dispatcher`` runs for ``args`` (their numba types), called without type dispatch
+    (a third of the call's cost on small buckets); the dispatcher itself when it has no such overload. A
+    ``Launch`` only calls it with arrays and scalar types of the same kinds: the scalar types are checked
+    before each call, and the code checks each array's dtype and layout as it unboxes it."""
+    entry = dispatcher.overloads.get(tuple(map(numba.typeof, args)))
+    return dispatcher if entry is None else entry.entry_point
 
 
 def _filled(flat: FlatBuffer, fill: float) -> np.ndarray:

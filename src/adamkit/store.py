@@ -59,9 +59,10 @@ class ParamStore:
     _param_views: dict[str, np.ndarray]
     _grad_views: dict[str, np.ndarray]
     _containers: list[tuple[Any, list | None]]  # each group's dict or list, and the dict's keys
+    _watched: list[int]  # the groups whose containers steps check for replaced arrays
     _shapes: list[tuple[tuple[int, ...], np.dtype]]
 
-    def add_param_group(self, param_group: dict[str, Any], *, packed: bool = False) -> None:
+    def add_param_group(self, param_group: dict[str, Any], *, packed: bool = False, watch: bool = True) -> None:
         """Add a group ``{"params": dict or list of arrays, **hyperparameters}``.
 
         The arrays themselves are the parameters: every step updates them in place, wherever the caller keeps
@@ -70,6 +71,8 @@ class ParamStore:
 
         ``packed=True`` (for front ends whose parameter objects may be rebound: DeZero, torch, minimize):
         adamkit copies the arrays into one flat buffer it owns and puts views of it back into the container.
+        ``watch=False`` (for a front end whose container is its own, never the caller's): steps do not look
+        for replaced entries in it.
         """
         if not isinstance(param_group, dict) or "params" not in param_group:
             raise TypeError("a param group must be a dict with a 'params' entry")
@@ -108,6 +111,8 @@ class ParamStore:
         self.param_groups.append(group)
         self._flats.append(flats)
         self._containers.append((container, list(container) if isinstance(container, Mapping) else None))
+        if watch:
+            self._watched.append(len(self.param_groups) - 1)
 
     def _low_precision(self, flat: FlatBuffer) -> None:
         """Give a new bucket its storage, or refuse it (the optimizer's low-precision options; here: nothing)."""
@@ -145,8 +150,11 @@ class ParamStore:
 
         Every replacement is validated (shape, dtype, layout, overlaps) before any is adopted.
         """
+        if not self._watched:  # every group's container is a front end's own
+            return
         changes: list[tuple[int, int, np.ndarray]] = []  # (group index, position in the group, new array)
-        for g, (group, (container, keys)) in enumerate(zip(self.param_groups, self._containers)):
+        for g in self._watched:
+            group, (container, keys) = self.param_groups[g], self._containers[g]
             if _unchanged(container, keys, group["params"]):
                 continue
             current = _entries(container, keys, len(group["params"]))

@@ -46,7 +46,7 @@ SMALL_COPIES = 4
 """Up to this many tensors per flat buffer, ``copied_in`` assigns each gradient to its view (~0.2 µs each)
 rather than concatenating them into the buffer (~1 µs a call)."""
 _data, _grad_data = operator.attrgetter("data"), operator.attrgetter("grad.data")
-_shape, _dtype = operator.attrgetter("shape"), operator.attrgetter("dtype")
+_shape_dtype = operator.attrgetter("shape", "dtype")
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Binding:
     bound_shapes: list[tuple[int, ...]] = field(default_factory=list)
     bound_grad_views: list[np.ndarray] = field(default_factory=list)
     size: int = 0  # elements bound
-    grad_dtypes: list[np.dtype] = field(default_factory=list)  # the grads' dtypes at the last update (all float)
+    grad_kinds: list[tuple] = field(default_factory=list)  # (shape, dtype) of each grad at the last update: all good
 
 
 def binding(opt: Optimizer) -> Binding | None:
@@ -129,7 +129,7 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
     if not ready:
         return
     arrays = {b.names[id(p)]: p.data for p in ready}
-    opt.add_param_group({"params": arrays}, packed=True)  # validates (dtype, ...) before anything changes
+    opt.add_param_group({"params": arrays}, packed=True, watch=False)  # validates (dtype, ...) before anything changes
     group = opt.param_groups[-1]
     by_name = {b.names[id(p)]: p for p in ready}
     for name, p in by_name.items():
@@ -152,7 +152,7 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
 
 def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
     """One step: DeZero-style ``hooks`` on the parameters with a grad, then the step of those (see module)."""
-    b = binding(opt)
+    b = opt.__dict__.get("_dezero_binding")
     if b is None:
         raise RuntimeError("update(): call opt.setup(model) first")
     if b.pending:
@@ -181,15 +181,13 @@ def copied_in(b: Binding) -> bool:
         return False
     try:
         arrays = list(map(_grad_data, objects))
-        if list(map(_shape, arrays)) != b.bound_shapes:
-            return False
-        dtypes = list(map(_dtype, arrays))
+        kinds = list(map(_shape_dtype, arrays))
     except AttributeError:  # a grad is None, or a plain ndarray (its .data is a memoryview): see gather
         return False
-    if dtypes != b.grad_dtypes:
-        if not FLOATS.issuperset(dtypes):
+    if kinds != b.grad_kinds:  # first step, or new grad dtypes: check the shapes and that the dtypes are float
+        if [k[0] for k in kinds] != b.bound_shapes or not FLOATS.issuperset(k[1] for k in kinds):
             return False
-        b.grad_dtypes = dtypes
+        b.grad_kinds = kinds
     if len(arrays) <= SMALL_COPIES * len(b.bound):  # a few tensors per buffer: one assignment each
         list(map(operator.setitem, b.bound_grad_views, repeat(...), arrays))
     else:

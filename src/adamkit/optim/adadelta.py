@@ -47,6 +47,8 @@ class Adadelta(Optimizer):
     State slots: ``square_avg``, ``acc_delta``.
     """
 
+    _STATIONARY = frozenset({adadelta_rule})
+
     _LOW_PRECISION = True
 
     def __init__(

@@ -33,6 +33,8 @@ class Lion(Optimizer):
     a weight decay 3-10× larger. ``maximize=True`` ascends (``g`` negated). State slot: ``exp_avg``.
     """
 
+    _STATIONARY = frozenset({lion_rule})
+
     _LOW_PRECISION = True
 
     def __init__(

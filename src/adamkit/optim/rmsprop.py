@@ -94,6 +94,10 @@ class RMSprop(Optimizer):
     State slots: ``square_avg`` (and ``grad_avg`` when centered, ``momentum_buffer`` when momentum > 0).
     """
 
+    _STATIONARY = frozenset(
+        {rmsprop_rule, rmsprop_centered_rule, rmsprop_momentum_rule, rmsprop_centered_momentum_rule}
+    )
+
     _LOW_PRECISION = True
 
     def __init__(

@@ -102,6 +102,8 @@ class SGD(Optimizer):
     State slot: ``momentum_buffer`` (torch) or ``velocity`` (the others), only when momentum > 0.
     """
 
+    _STATIONARY = frozenset({sgd_rule, velocity_rule})  # momentum_rule's first step differs
+
     _LOW_PRECISION = True
 
     def __init__(

@@ -9,9 +9,12 @@ Where parameters live (per torch param group):
   place. bfloat16 parameters are updated in float32 and written back with stochastic rounding
   (``stochastic_rounding=True``, reproducible from ``seed``); ``state_dtype="bfloat16"|"int8"`` stores the
   state slots in low precision (see ``adamkit.lowp``).
-  After the first step ``p.grad`` is a view of the core's flat gradient buffer, so autograd accumulates into
-  it in place; a grad replaced behind our back (``zero_grad(set_to_none=True)``, DDP, a user) is copied in
-  ("gathered") and rebound at the next step. A ``p.data`` that is no longer our view is copied in and rebound;
+  Gradients: new grads from autograd (after ``zero_grad(set_to_none=True)``, torch's default) are read where
+  they are, by address, by the same fused kernel (no copy). Grads kept between steps
+  (``set_to_none=False``) are copied in once and rebound to views of the core's flat gradient buffer, so
+  autograd accumulates into it in place from then on. Grads the kernel cannot read as they are (sparse, not
+  contiguous, conjugate views, ...) are copied in and rebound. A ``p.data`` that is no longer our view is copied
+  in and rebound;
   one on another device or of another dtype moves the parameter to the path below, with its state (refused
   with ``state_dtype``, whose codes live in the core only).
 - Anything else (CUDA, fp16, bf16 with ``engine="torch"``): the same rule evaluated on whole torch tensors
@@ -28,6 +31,7 @@ from __future__ import annotations
 import copy
 import functools
 import operator
+import weakref
 from collections.abc import Callable, Iterable
 from itertools import repeat
 from typing import Any, ClassVar
@@ -35,13 +39,13 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.optim.optimizer as torch_optimizer
+from torch._C._dynamo.guards import TensorGuards
 
 from .. import lowp
 from .._checks import check_choice
-from ..flat import Run
+from ..flat import GradAddresses, Run
 from ..optimizer import Optimizer as CoreOptimizer
 from ..optimizer import _cast, _scalar_names
-from ._gather import Gather
 from ._state import State, export_entry, hold, import_entry, scalar_tensor, steps_done
 from ._tensor_rule import torch_rule
 
@@ -78,7 +82,7 @@ def _plain(value: Any) -> Any:
 
 
 _data_ptr = torch.Tensor.data_ptr
-_grad_of, _layout = operator.attrgetter("grad"), operator.attrgetter("layout")
+_grad_of = operator.attrgetter("grad")
 
 
 class _Bound:
@@ -89,6 +93,28 @@ class _Bound:
     def __init__(self, name: str, param: torch.Tensor, data: torch.Tensor, grad: torch.Tensor, group: int):
         self.name, self.param, self.data, self.grad, self.group = name, param, data, grad, group
         self.ptr = param.data_ptr()
+
+
+class _Bindings:
+    """What a step checks the parameters against, built after they were (re)bound: each core-held parameter, the
+    address of its storage and its grad view; where the core can read gradients by address, a guard checking in
+    C++ that new grads have our views' metadata (dynamo's ``TensorGuards``: dtype, shape, strides, layout, device,
+    requires_grad, conj/neg bits; ~50 ns a tensor) and each core bucket's parameters as positions in ``params``."""
+
+    __slots__ = ("params", "ptrs", "grads", "guard", "order")
+
+    def __init__(self, bound: list[_Bound], core: CoreOptimizer):
+        self.params, self.ptrs = [b.param for b in bound], [b.ptr for b in bound]
+        self.grads = [b.grad for b in bound]
+        self.guard: TensorGuards | None = None
+        self.order: list[tuple[int, np.ndarray]] = []
+        if core._reads_by_address():
+            self.guard = TensorGuards(*self.grads, dynamic_dims_sizes=None, dynamic_dims_strides=None)
+            where = {b.name: i for i, b in enumerate(bound)}  # a parameter moved off the core: always skipped
+            self.order = [
+                (id(flat), np.array([where.get(seg.name, 0) for seg in flat.segments], np.intp))
+                for flat in core._buckets()
+            ]
 
 
 class TorchOptimizer(torch.optim.Optimizer):
@@ -149,7 +175,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._tensor_params: list[list[torch.Tensor]] = []  # torch group → params stepped with torch ops
         self._stale = False  # core state changed since self.state was last exported
         self._evicted: frozenset[str] = frozenset()  # moved to another device/dtype: skipped by the core
-        self._bindings: tuple[list, list, list, Gather | None] | None = None  # see _still_bound
+        self._bindings: _Bindings | None = None  # rebuilt after (re)binding
+        self._last_read: weakref.ref | None = None  # the first new grad the last step read in place
         self._synced: list[tuple | None] = []  # per torch group: the hyperparameter values last synced
         super().__init__(params, defaults)
 
@@ -280,7 +307,7 @@ class TorchOptimizer(torch.optim.Optimizer):
                 self._core_index.append(None)
                 return
             arrays = [_numpy(_real(p.detach())) for p in fast]  # a list: the core names them, uniquely
-            self._core.add_param_group({"params": arrays, **hyper}, packed=True)
+            self._core.add_param_group({"params": arrays, **hyper}, packed=True, watch=False)
             self._core_index.append(len(self._core.param_groups) - 1)
             names = self._core.param_groups[-1]["param_names"]
         except BaseException:
@@ -383,9 +410,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         with torch.no_grad():
             self._import()
             self._sync_groups()
-            skip = self._collect(self._bound)
             if self._bound:
-                self._core._step(None, skip=frozenset(skip) | self._evicted)
+                grads, skip = self._gradients()
+                self._core._step(grads, skip=skip | self._evicted)
             for group, params in zip(self.param_groups, self._tensor_params):
                 if params:
                     hyper = self._core_hyper(group)
@@ -395,42 +422,54 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._stale = True
         return loss
 
-    def _still_bound(self) -> bool:
-        """Whether every core-held parameter's storage and gradient are still our views (the common case):
-        two C-level passes over the parameters, ``data_ptr()`` and ``.grad`` (no Python per parameter)."""
-        if self._bindings is None:
-            bound = self._bound
-            self._bindings = [b.param for b in bound], [b.ptr for b in bound], [b.grad for b in bound], None
-        params, ptrs, grads, _ = self._bindings
-        return list(map(_data_ptr, params)) == ptrs and all(map(operator.is_, map(_grad_of, params), grads))
+    def _gradients(self) -> tuple[GradAddresses | None, frozenset[str]]:
+        """Where the core reads this step's gradients, and the names to skip (grad None).
 
-    def _gathered(self) -> bool:
-        """After ``set_to_none`` (every grad a new dense tensor), vectorised: copy them all into the flat gradient
-        buffers in one numba call (:mod:`._gather`) and rebind them; False (nothing done) if some grad is None,
-        sparse, not contiguous or complex, or some ``p.data`` was replaced: the per-parameter path then."""
-        params, ptrs, grads, gather = self._bindings  # built by _still_bound
-        if list(map(_data_ptr, params)) != ptrs:
-            return False
-        new = list(map(_grad_of, params))
-        try:
-            if not all(map(operator.is_, map(_layout, new), repeat(torch.strided))):
-                return False
-        except AttributeError:  # a grad is None
-            return False
-        if not all(map(torch.Tensor.is_contiguous, new)) or any(map(torch.Tensor.is_complex, new)):
-            return False
-        if gather is None:
-            gather = Gather(grads)
-            self._bindings = params, ptrs, grads, gather
-        gather(new)
-        for p, g in zip(params, grads):
-            p.grad = g
-        return True
+        - Every ``p.data`` and ``p.grad`` still our views (grads kept: ``zero_grad(set_to_none=False)``): the
+          flat gradient buffer (None). Two C-level passes over the parameters, ``data_ptr()`` and ``.grad``.
+        - New grads from autograd (after ``set_to_none``): read where they are, by address (no copy), once one
+          C-level check (``_Bindings.guard``) found each dense, contiguous, of its parameter's shape and dtype.
+        - Anything else (a ``p.data`` replaced, a sparse or strided grad, the same foreign grads as at the last
+          step, i.e. kept between steps): the per-parameter path, which copies the grads in and rebinds them.
+        """
+        b = self._bindings
+        if b is None:
+            b = self._bindings = _Bindings(self._bound, self._core)
+        if list(map(_data_ptr, b.params)) == b.ptrs:
+            new = list(map(_grad_of, b.params))
+            if all(map(operator.is_, new, b.grads)):
+                return None, frozenset()
+            found = self._in_place(b, new)
+            if found is not None:
+                return found
+        return None, frozenset(self._collect(self._bound))
+
+    def _in_place(self, b: _Bindings, new: list[torch.Tensor | None]) -> tuple[GradAddresses, frozenset[str]] | None:
+        """The addresses of grads that are not our views, by core bucket (None grads: skipped), or None for the
+        per-parameter path: where the core cannot read by address, where a grad fails the check, and where the
+        grads are the very tensors read in place at the last step (kept between steps: copied in and rebound once,
+        so that the next steps find them bound)."""
+        if b.guard is None:
+            return None
+        skip: frozenset[str] = frozenset()
+        if not b.guard.check(*new):
+            if all(map(operator.is_not, new, repeat(None))):
+                return None
+            skip = frozenset(x.name for x, g in zip(self._bound, new) if g is None)
+            new = [g if g is not None else own for g, own in zip(new, b.grads)]  # skipped: never read
+            if not b.guard.check(*new):
+                return None
+        first = next((g for g, own in zip(new, b.grads) if g is not own), None)  # the first new one
+        if first is not None and self._last_read is not None and self._last_read() is first:
+            self._last_read = None
+            return None
+        self._last_read = None if first is None else weakref.ref(first)
+        at = np.fromiter(map(_data_ptr, new), np.int64, len(new))
+        return GradAddresses({key: at[order] for key, order in b.order}), skip
 
     def _collect(self, bound: list[_Bound]) -> list[str]:
-        """Gather grads that are not our views into the core's buffer and rebind; names whose grad is None."""
-        if bound is self._bound and (self._still_bound() or self._gathered()):
-            return []
+        """Copy grads that are not our views into the core's buffer and rebind them (parameter by parameter);
+        names whose grad is None."""
         self._bindings = None  # rebuilt at the next step, after the rebinding below
         skip, dst, src, rebind = [], [], [], []
         for b in list(bound):

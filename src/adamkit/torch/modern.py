@@ -69,7 +69,12 @@ class ReferenceDoor(TorchOptimizer):
         self._torch_class([torch.zeros(self._probe)], **args)
 
     def _core_held(self, p: torch.Tensor) -> bool:
-        if p.is_complex() or not super()._core_held(p):
+        if p.is_complex():  # torch's words for it (torch.optim.Adafactor and Muon raise them at their step)
+            raise RuntimeError(
+                f"{type(self).__name__} does not support complex parameters (adamkit.torch.{type(self).__name__} "
+                "steps real CPU float32/float64 parameters)"
+            )
+        if not super()._core_held(p):
             raise TypeError(
                 f"adamkit.torch.{type(self).__name__} steps real CPU float32/float64 parameters only (and bfloat16 "
                 f"where the core has a low-precision form); got a {p.dtype} parameter on {p.device}"
