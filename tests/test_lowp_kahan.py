@@ -110,6 +110,19 @@ def test_door_passes_kahan_sum_to_the_core(cls, kwargs):
         assert np.array_equal(bits(opt.state[p][lowp.KAHAN]), bits(core_state[str(i)][lowp.KAHAN]))
 
 
+def test_moving_a_compensated_bf16_parameter_away_is_refused():
+    """The compensation lives in the core's CPU buffers: a bf16 parameter moved to another dtype cannot take it
+    along; the step is refused naming kahan_sum, nothing changed."""
+    params = tensors(torch.bfloat16)
+    opt = run_door(at.AdamW, dict(lr=1e-3), params, 2, kahan_sum=True)
+    before = [p.detach().clone() for p in params]
+    params[1].data = params[1].data.float()
+    params[1].grad = torch.ones_like(params[1].data)
+    with pytest.raises(RuntimeError, match="kahan_sum=True"):
+        opt.step()
+    assert torch.equal(params[0], before[0]) and opt.state[params[0]]["step"] == 2
+
+
 # ------------------------------------------------------------------------------- torch-optimi, the oracle
 def _model() -> nn.Module:
     torch.manual_seed(0)
