@@ -7,8 +7,8 @@ Where parameters live (per torch param group):
   into one flat buffer per dtype; each ``p.data`` is rebound to ``torch.from_numpy`` of its view (bfloat16:
   through int16 words, as NumPy has no bfloat16), so the fused numba kernel updates the model's storage in
   place. bfloat16 parameters are updated in float32 and written back with stochastic rounding
-  (``stochastic_rounding=True``, reproducible from ``seed``); ``state_dtype="bfloat16"|"int8"`` stores the
-  state slots in low precision (see ``adamkit.lowp``).
+  (``stochastic_rounding=True``, reproducible from ``seed``) or with Kahan compensation (``kahan_sum=True``);
+  ``state_dtype="bfloat16"|"int8"`` stores the state slots in low precision (see ``adamkit.lowp``).
   Gradients: new grads from autograd (after ``zero_grad(set_to_none=True)``, torch's default) are read where
   they are, by address, by the same fused kernel (no copy). Grads kept between steps
   (``set_to_none=False``) are copied in once and rebound to views of the core's flat gradient buffer, so
