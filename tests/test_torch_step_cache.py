@@ -214,6 +214,31 @@ def test_grads_kept_between_steps_are_rebound_once():
     assert_same(ours_model, ref_model)
 
 
+def test_steps_reading_grads_in_place_take_the_fast_path(monkeypatch):
+    """Once the state exists, a step after set_to_none re-plans nothing (the bucket's launch, its kernel swapped
+    for the one reading by address); back to bound grads, one full step prepares the flat kernel, then none."""
+    from adamkit.stepping import Stepping
+
+    planned = []
+    jobs = Stepping._jobs
+    monkeypatch.setattr(Stepping, "_jobs", lambda self, *a: planned.append(1) or jobs(self, *a))
+    model, ref_model = twins("mlp", torch.float64)
+    ours = at.Adam(model.parameters(), lr=0.01)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=0.01)
+    full_steps = []
+    for i, (x, y) in enumerate(batches("mlp", torch.float64, 12)):
+        for opt, m in ((ours, model), (ref, ref_model)):
+            opt.zero_grad(set_to_none=i < 6)
+            loss_fn(m, x, y).backward()
+            before = len(planned)
+            opt.step()
+            if opt is ours:
+                full_steps.append(len(planned) > before)
+    # 0: slots created; 1: the launch made; 6: step 5's grads kept (zeroed in place), so rebound: the flat kernel
+    assert full_steps == [i in (0, 1, 6) for i in range(12)]
+    assert_same(model, ref_model)
+
+
 def set_to_none_lockstep(change, **kwargs):
     return lockstep(change, set_to_none=True, **kwargs)
 
