@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import optimi
 import torch
 
 import adamkit.torch as at
@@ -29,6 +30,10 @@ def runs(config: charlm.CharLMConfig) -> list[tuple[str, object, torch.dtype | N
     def torch_adamw(params):
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
+    def optimi_adamw(params):  # torch-optimi, whose kahan_sum adamkit's follows (torch's betas and eps)
+        return optimi.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.999), eps=1e-8,
+                            kahan_sum=True, foreach=False)  # fmt: skip
+
     def adamkit_adamw(**options):
         return lambda params: at.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **options)
 
@@ -40,6 +45,8 @@ def runs(config: charlm.CharLMConfig) -> list[tuple[str, object, torch.dtype | N
         ("adamkit bf16 params, SR", adamkit_adamw(), torch.bfloat16),
         ("adamkit bf16 params, int8 state, SR", adamkit_adamw(state_dtype="int8"), torch.bfloat16),
         ("adamkit bf16 params, nearest", adamkit_adamw(stochastic_rounding=False), torch.bfloat16),
+        ("adamkit bf16 params, Kahan", adamkit_adamw(kahan_sum=True), torch.bfloat16),
+        ("optimi AdamW bf16 params, Kahan", optimi_adamw, torch.bfloat16),
         ("torch.optim.AdamW bf16 params", torch_adamw, torch.bfloat16),
     ]
 

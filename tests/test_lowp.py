@@ -37,6 +37,8 @@ MODES = {
     "int8-state": (np.float32, dict(state_dtype="int8")),
     "bf16-params-sr": (BF16, {}),
     "bf16-params-rn-int8": (BF16, dict(state_dtype="int8", stochastic_rounding=False)),
+    "bf16-params-kahan": (BF16, dict(kahan_sum=True)),  # compensated parameters, stochastically rounded state
+    "bf16-params-kahan-int8": (BF16, dict(kahan_sum=True, state_dtype="int8", stochastic_rounding=False)),
 }
 
 
@@ -100,7 +102,7 @@ def test_every_elementwise_optimizer_fused_equals_numpy_int8(name):
 @settings(max_examples=8, deadline=None)
 @given(
     st.lists(st.integers(0, 9000), min_size=1, max_size=5),
-    st.sampled_from(["bf16-state", "int8-state", "bf16-params-sr"]),
+    st.sampled_from(["bf16-state", "int8-state", "bf16-params-sr", "bf16-params-kahan-int8"]),
 )
 def test_random_layouts_fused_equals_numpy(sizes, mode):
     dtype, kwargs = MODES[mode]
@@ -392,4 +394,52 @@ def test_gradient_hooks_on_bf16_parameters(hook):
             delta = np.concatenate([(params[k].astype(np.float64) - before[k]).reshape(-1) for k in params])
             half_units = np.concatenate([2.0**-8 * np.abs(before[k]).reshape(-1) for k in params])
             assert np.linalg.norm(np.maximum(np.abs(delta) - half_units, 0)) <= 0.1 * (1 + 1e-6)
+    _assert_same(*runs)
+
+
+# ------------------------------------------------------------------------------------- non-finite gradients
+def _feed(opt, g, via):
+    if via == "opt.grads":
+        for k in g:
+            opt.grads[k][...] = g[k]
+        opt.step()
+    else:
+        opt.step(g)
+
+
+NONFINITE_CASES = [(m, gd) for m in MODES for gd in (np.float32, BF16) if MODES[m][0] is BF16 or gd is np.float32]
+
+
+@pytest.mark.parametrize("engine", ["fused", "numpy"])
+@pytest.mark.parametrize("via", ["step(grads)", "opt.grads"])
+@pytest.mark.parametrize(
+    "mode, grads_dtype", NONFINITE_CASES, ids=[f"{m}-{np.dtype(gd).name}-grads" for m, gd in NONFINITE_CASES]
+)
+def test_nonfinite_skip_leaves_everything_bitwise_unchanged(mode, grads_dtype, via, engine):
+    """nonfinite="skip" with low-precision state and bf16 parameters (bf16 gradients read as their words): a step
+    whose gradients hold an inf or a NaN changes no parameter, code, scale, compensation or step count, and the
+    run then continues bit for bit as one that never saw it; "raise" refuses it the same way."""
+    dtype, kwargs = MODES[mode]
+    runs = []
+    for bad in (True, False):
+        params = _params(dtype, 0, [(5000,), (300,), (3, 2000)])
+        opt = adamkit.Adam(params, lr=1e-2, engine=engine, nonfinite="skip", seed=3, **kwargs)
+        rng = np.random.default_rng(1)
+        for t in range(3):
+            g = {k: v.astype(grads_dtype) for k, v in _grads(params, rng).items()}
+            if bad and t == 1:
+                before = pickle.dumps((opt.state_dict(), {k: _words(v).copy() for k, v in params.items()}))
+                for poison in (np.inf, np.nan):
+                    poisoned = {k: v.copy() for k, v in g.items()}
+                    poisoned["w0"][4321], poisoned["w2"][1, 7] = poison, -np.inf
+                    _feed(opt, poisoned, via)
+                    assert pickle.dumps((opt.state_dict(), {k: _words(v).copy() for k, v in params.items()})) == before
+                assert opt.skipped_steps == 2
+                opt.nonfinite = "raise"
+                with pytest.raises(FloatingPointError, match="'w0'"):
+                    opt.step(poisoned)
+                assert pickle.dumps((opt.state_dict(), {k: _words(v).copy() for k, v in params.items()})) == before
+                opt.nonfinite = "skip"
+            _feed(opt, g, via)
+        runs.append((params, opt))
     _assert_same(*runs)

@@ -33,6 +33,7 @@ OPTIONS = {
     "bf16 state": (np.float32, dict(state_dtype="bfloat16")),
     "int8 state": (np.float32, dict(state_dtype="int8")),
     "bf16 params + bf16 state, stochastic rounding": (ml_dtypes.bfloat16, {}),
+    "bf16 params with Kahan summation + bf16 state": (ml_dtypes.bfloat16, dict(kahan_sum=True)),
 }
 NEAREST = (ml_dtypes.bfloat16, dict(stochastic_rounding=False))
 

@@ -173,6 +173,18 @@ def bf16_round_stochastic(x, r):  # noqa: ANN001, ANN201 (numba)
     return np.uint16((np.uint64(bits(x)) + np.uint64(r)) >> np.uint64(16))
 
 
+@register_jitable
+def bf16_kahan(p, pn, c):  # noqa: ANN001, ANN201 (numba)
+    """A bf16 parameter's compensated write (Kahan summation, as torch-optimi's ``kahan_sum``): ``p`` the old
+    value (decoded), ``pn`` the rule's new value, ``c`` the decoded compensation, all float32. With the update
+    ``u = (pn − p) + c``, returns the words of ``w = rn(p + u)`` and of the new compensation
+    ``rn(u − (w − p))``: what rounding the parameter lost is added to the next step's update. The arithmetic is
+    float32 (``w − p`` is exact: two nearby bf16 values), both words rounded to nearest."""
+    u = (pn - p) + c
+    w = bf16_encode(p + u)
+    return w, bf16_encode(u - (bf16_decode(w) - p))
+
+
 # --------------------------------------------------------------------------------------------- int8 codes
 @register_jitable
 def magnitude_bits(x):  # noqa: ANN001, ANN201 (numba)

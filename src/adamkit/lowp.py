@@ -10,7 +10,10 @@ loop (see :mod:`adamkit.codecs` for the codes and their error bounds).
   another tensor's). Tensors below ``SMALL_TENSOR`` elements keep float32 values (``Coded.small``).
 - bf16 parameters (``ml_dtypes.bfloat16`` arrays): decoded to float32 for the rule, written back with
   stochastic rounding (default; key from ``seed``, the bucket and the step, see ``codecs.stream_key``) or
-  rounded to nearest.
+  rounded to nearest; or, with ``kahan_sum=True``, rounded to nearest with a bf16 compensation slot
+  (``KAHAN``) that carries each write's rounding error into the next update (``codecs.bf16_kahan``). Kahan
+  summation replaces stochastic rounding for the parameters only: ``stochastic_rounding`` still rounds the
+  bf16 state slots.
 
 The fused engine runs one kernel call over the chunk table of the tensors stepped (parallel over chunks of
 ``flat.CHUNK`` elements, a multiple of ``BLOCK``); per int8 block it decodes, runs the rule, keeps the new
@@ -32,6 +35,7 @@ import ml_dtypes
 import numpy as np
 
 from . import codecs
+from ._checks import check_bool
 from .codecs import BLOCK
 from .engine import PARALLEL_MIN_SIZE, Kernel, Rule, _load_kernels, _package_fingerprint, _rule_fingerprint
 from .flat import SMALL_TENSOR, FlatBuffer, Tensors
@@ -40,6 +44,8 @@ STATE_DTYPES = ("bfloat16", "int8")
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 SCALE = ".scale"
 """Suffix of a state entry holding an int8 slot's block scales: ``exp_avg`` (int8 codes) + ``exp_avg.scale``."""
+KAHAN = "kahan_comp"
+"""The compensation slot of bf16 parameters under ``kahan_sum=True`` (torch-optimi's name); always bf16."""
 NONNEGATIVE_SLOTS = frozenset({"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta", "exp_inf"})
 """Slots that hold second moments or accumulators of squares (never negative): the unsigned int8 code."""
 
@@ -86,10 +92,13 @@ class Precision:
     small_at: np.ndarray  # per tensor: offset in ``Coded.small``, -1 if quantized
     n_blocks: int
     n_small: int
+    kahan: bool = False  # bf16 parameters written with Kahan compensation (slot ``KAHAN``)
     _aux: tuple = field(default=(None, None), repr=False)
 
     @classmethod
-    def of(cls, flat: FlatBuffer, state_dtype: str | None, stochastic_rounding: bool, seed: int) -> Precision:
+    def of(
+        cls, flat: FlatBuffer, state_dtype: str | None, stochastic_rounding: bool, seed: int, kahan: bool = False
+    ) -> Precision:
         bf16_params = flat.dtype == BFLOAT16
         state_dtype = state_dtype or "bfloat16"
         sizes = np.array([seg.size for seg in flat.segments], dtype=np.int64)
@@ -102,11 +111,11 @@ class Precision:
         salt = zlib.crc32(name.encode())
         return cls(
             state_dtype, bf16_params, stochastic_rounding, seed, salt, block_at, small_at,
-            int(blocks.sum()), int(exact.sum()),
+            int(blocks.sum()), int(exact.sum()), kahan and bf16_params,
         )  # fmt: skip
 
     def kind(self, slot: str) -> str:
-        if self.state_dtype == "bfloat16":
+        if self.state_dtype == "bfloat16" or slot == KAHAN:
             return "bf16"
         return "u8" if slot in NONNEGATIVE_SLOTS else "s8"
 
@@ -140,6 +149,16 @@ def check_state_dtype(owner: str, state_dtype: Any, supported: bool) -> str | No
     if state_dtype not in STATE_DTYPES:
         raise ValueError(f"state_dtype must be None, 'bfloat16' or 'int8'; got {state_dtype!r}")
     return state_dtype
+
+
+def check_kahan(owner: str, kahan_sum: Any, supported: bool) -> bool:
+    """``kahan_sum`` validated: a bool, True only where the optimizer's update is elementwise."""
+    if check_bool("kahan_sum", kahan_sum) and not supported:
+        raise ValueError(
+            f"kahan_sum=True: {owner} does not support bf16 parameters (its update is not elementwise); "
+            "allowed: False"
+        )
+    return kahan_sum
 
 
 # ------------------------------------------------------------------------------------------ slots, state
@@ -251,10 +270,12 @@ def _encode_tensor(coded: Coded, prec: Precision, i: int, offset: int, y: np.nda
 # ------------------------------------------------------------------------------------------------ engines
 def random_fields(prec: Precision, slot_kinds: Sequence[str]) -> dict[Any, int]:
     """Which 16-bit field of an element's hashes (two per 32-bit hash) each stochastic rounding uses: ``"p"``
-    (bf16 parameters), then each bf16 slot by position (``stochastic_rounding=True``; none otherwise)."""
+    (bf16 parameters, unless Kahan-compensated), then each bf16 slot by position (``stochastic_rounding=True``;
+    none otherwise)."""
     if not prec.stochastic_rounding:
         return {}
-    users = (["p"] if prec.bf16_params else []) + [j for j, kind in enumerate(slot_kinds) if kind == "bf16"]
+    users = ["p"] if prec.bf16_params and not prec.kahan else []
+    users += [j for j, kind in enumerate(slot_kinds) if kind == "bf16"]
     return {user: k for k, user in enumerate(users)}
 
 
@@ -264,9 +285,11 @@ def _random(key: np.uint64, index: np.ndarray, field: int) -> np.ndarray:
 
 
 def step_numpy(
-    rule: Rule, flat: FlatBuffer, tensors: Tensors, g: Any, slots: Sequence[Coded], scalars: tuple, key: np.uint64
+    rule: Rule, flat: FlatBuffer, tensors: Tensors, g: Any, slots: Sequence[Coded], scalars: tuple, key: np.uint64,
+    comp: Coded | None = None,
 ) -> None:
-    """The reference engine: tensor by tensor, decode (NumPy), the rule on whole arrays, encode."""
+    """The reference engine: tensor by tensor, decode (NumPy), the rule on whole arrays, encode (bf16 parameters
+    with ``kahan``: compensated by the slot ``comp``)."""
     prec: Precision = flat.lowp
     fields = random_fields(prec, kinds(slots))
     starts = {seg.offset: i for i, seg in enumerate(flat.segments) if seg.size}
@@ -279,10 +302,14 @@ def step_numpy(
         gk = g[offset : offset + n] if isinstance(g, np.ndarray) else g[k]
         words = p.view(np.uint16) if prec.bf16_params else p
         values = [_decode_tensor(s, prec, i, offset, n) for s in slots]
-        results = rule(codecs.as_float(words), codecs.as_float(_words(gk)), *values, *scalars)
+        old_p = codecs.as_float(words)
+        results = rule(old_p, codecs.as_float(_words(gk)), *values, *scalars)
         new_p = np.broadcast_to(np.asarray(results[0], np.float32 if prec.bf16_params else p.dtype), (n,))
         if not prec.bf16_params:
             p[...] = new_p
+        elif prec.kahan:
+            c = comp.codes[offset : offset + n]
+            words[...], c[...] = codecs.bf16_kahan(old_p, new_p, codecs.bf16_decode(c))
         elif "p" in fields:
             words[...] = codecs.bf16_round_stochastic(new_p, _random(key, index, fields["p"]))
         else:
@@ -298,7 +325,8 @@ def _words(x: np.ndarray) -> np.ndarray:
 
 
 def step_fused(
-    rule: Rule, flat: FlatBuffer, tensors: Tensors, g: Any, slots: Sequence[Coded], scalars: tuple, key: np.uint64
+    rule: Rule, flat: FlatBuffer, tensors: Tensors, g: Any, slots: Sequence[Coded], scalars: tuple, key: np.uint64,
+    comp: Coded | None = None,
 ) -> None:
     """The fused engine: one kernel call over the chunk table of ``tensors``."""
     prec: Precision = flat.lowp
@@ -312,7 +340,7 @@ def step_fused(
         g_like = _words(g[0][:0]) if g else np.empty(0, np.float32)
         g_at = np.fromiter((x.ctypes.data for x in g), np.int64, len(g))
     kernel = kernels[1] if tensors.size >= PARALLEL_MIN_SIZE else kernels[0]
-    arrays = [a for s in slots for a in _kernel_arrays(s)]
+    arrays = [a for s in slots for a in _kernel_arrays(s)] + ([comp.codes] if prec.kahan else [])
     kernel(tensors.addresses, g_at, tensors.chunks, prec.aux(flat, tensors), p_like, g_like, key, *arrays, *scalars)
 
 
@@ -331,9 +359,9 @@ def kinds(slots: Sequence[Coded]) -> tuple[str, ...]:
     return tuple(s.kind for s in slots)
 
 
-def _writes(prec: Precision) -> tuple[bool, bool]:
-    """``(bf16 parameters, stochastic rounding)``: what the kernel's writes look like."""
-    return prec.bf16_params, prec.stochastic_rounding
+def _writes(prec: Precision) -> tuple[bool, bool, bool]:
+    """``(bf16 parameters, stochastic rounding, Kahan)``: what the kernel's writes look like."""
+    return prec.bf16_params, prec.stochastic_rounding, prec.kahan
 
 
 def prepare(
@@ -362,6 +390,8 @@ def prepare(
         else:
             codes = np.empty(0, np.uint8 if kind == "u8" else np.int8)
             arrays += [codes, np.empty(0, np.float32), np.empty(0, np.float32)]
+    if prec.kahan:
+        arrays.append(np.empty(0, np.uint16))
     args = (at, at, np.empty((0, 4), np.int64), np.empty((0, 2), np.int64), np.empty(0, p_dtype),
             np.empty(0, g_dtype), np.uint64(0), *arrays, *scalars)  # fmt: skip
     kernels[1 if parallel else 0].compile_for(args)
@@ -376,8 +406,8 @@ _HEADER = """\
 # Generated by adamkit.lowp from {module}.{name}; do not edit.
 import numba
 import numpy as np
-from adamkit.codecs import (as_float, bf16_decode, bf16_encode, bf16_round_stochastic, counter_hash, from_bits,
-                            inverse_scale, max_magnitude, random16, signed8_decode, signed8_encode,
+from adamkit.codecs import (as_float, bf16_decode, bf16_encode, bf16_kahan, bf16_round_stochastic, counter_hash,
+                            from_bits, inverse_scale, max_magnitude, random16, signed8_decode, signed8_encode,
                             unsigned8_decode, unsigned8_encode)
 from adamkit.engine import at_address
 from {module} import {name} as rule
@@ -387,8 +417,8 @@ BLOCK = {block}
 
 
 @numba.njit(inline="always")
-def _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, {sargs}):
-    k, a, b, o = chunks[c, 0], chunks[c, 1], chunks[c, 2], chunks[c, 3]
+def _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, arrays, scalars):
+    {unpack}k, a, b, o = chunks[c, 0], chunks[c, 1], chunks[c, 2], chunks[c, 3]
     n = b - a
     p_ = at_address(p_at[k] + a * p_like.itemsize, n, p_like)
     g_ = at_address(g_at[k] + a * g_like.itemsize, n, g_like)
@@ -398,13 +428,13 @@ def _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, {sargs}):
 @numba.njit(**_options)
 def serial(p_at, g_at, chunks, aux, p_like, g_like, key, {sargs}):
     for c in range(chunks.shape[0]):
-        _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, {sargs})
+        _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, ({arrays}), ({scalars}))
 
 
 @numba.njit(parallel=True, **_options)
 def parallel(p_at, g_at, chunks, aux, p_like, g_like, key, {sargs}):
     for c in numba.prange(chunks.shape[0]):
-        _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, {sargs})
+        _chunk(p_at, g_at, chunks, aux, c, p_like, g_like, key, ({arrays}), ({scalars}))
 
 
 chunked_serial, chunked_parallel = serial, parallel
@@ -414,18 +444,26 @@ _DECODE = {"u8": "unsigned8_decode", "s8": "signed8_decode"}
 _ENCODE = {"u8": "unsigned8_encode", "s8": "signed8_encode"}
 
 
-def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochastic: bool, n_scalars: int) -> str:
+def _source(
+    rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochastic: bool, kahan: bool, n_scalars: int
+) -> str:
     """The kernel module's source: a loop over chunks; in each, element by element (bf16 slots and the tensors
-    kept exact), or block by block (int8: decode, rule, buffer and absmax, then encode)."""
+    kept exact), or block by block (int8: decode, rule, buffer and absmax, then encode). ``kahan``: the bf16
+    parameters' compensation words ``ck`` follow the slots' arrays."""
     scalars = [f"a{j}" for j in range(n_scalars)]
     slot_args = []
     for j, kind in enumerate(slot_kinds):
         slot_args += [f"c{j}"] if kind == "bf16" else [f"c{j}", f"sc{j}", f"f{j}"]
+    slot_args += ["ck"] if kahan else []
     sargs = ", ".join(slot_args + scalars)
+    # _chunk takes the arrays and the scalars as two tuples: CPython 3.11 compiles a call of more than 30
+    # positional arguments as f(*args), which numba cannot inline
+    tuples = [(slot_args, "arrays"), (scalars, "scalars")]
+    unpack = "".join(f"{', '.join(names)}, = {tup}\n    " for names, tup in tuples if names)
     n_slots = len(slot_kinds)
     outs = ", ".join(["pn", *(f"y{j}" for j in range(n_slots))]) + ","
     int8 = [j for j, kind in enumerate(slot_kinds) if kind != "bf16"]
-    prec = Precision("", bf16_params, stochastic, 0, 0, np.empty(0), np.empty(0), 0, 0)
+    prec = Precision("", bf16_params, stochastic, 0, 0, np.empty(0), np.empty(0), 0, 0, kahan)
     fields = random_fields(prec, slot_kinds)
 
     def bf16_write(x: str, user: Any) -> str:
@@ -438,13 +476,18 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochast
         formatted with the slot's number) written, ``int8_out(j)``: the lines for int8 slot ``j``."""
         hashes = sorted({k // 2 for k in fields.values()})
         body = [f"h{h} = counter_hash(key, {index}, {h})" for h in hashes]
-        body += [f"{outs} = rule(as_float({p}[i]), as_float({g}[i]), {', '.join(inputs + scalars)})"]
-        body += [f"{p}[i] = {bf16_write('pn', 'p') if bf16_params else 'pn'}"]
+        body += [f"p0 = as_float({p}[i])"]
+        body += [f"{outs} = rule(p0, as_float({g}[i]), {', '.join(inputs + scalars)})"]
+        if kahan:
+            comp = codes.format("k")
+            body += [f"{p}[i], {comp}[i] = bf16_kahan(p0, pn, bf16_decode({comp}[i]))"]
+        else:
+            body += [f"{p}[i] = {bf16_write('pn', 'p') if bf16_params else 'pn'}"]
         for j in range(n_slots):
             body += int8_out(j) if j in int8 else [f"{codes.format(j)}[i] = {bf16_write(f'y{j}', j)}"]
         return body
 
-    lines = [f"    c{j}_ = c{j}[o : o + n]" for j in range(n_slots)]
+    lines = [f"    c{j}_ = c{j}[o : o + n]" for j in [*range(n_slots), *(["k"] if kahan else [])]]
     if int8:  # the tensors kept exact (float32 values in f{j}), element by element
         lines += ["    if aux[c, 1] >= 0:", "        q = aux[c, 1]"]
         inputs = [f"f{j}[q + i]" if j in int8 else f"bf16_decode(c{j}_[i])" for j in range(n_slots)]
@@ -454,7 +497,7 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochast
         lines += [f"    buf = np.empty(({len(int8)}, BLOCK), np.float32)", "    for j0 in range(0, n, BLOCK):"]
         lines += ["        m = min(BLOCK, n - j0)", "        blk = aux[c, 0] + j0 // BLOCK"]
         lines += ["        pb = p_[j0 : j0 + m]; gb = g_[j0 : j0 + m]"]
-        lines += [f"        b{j} = c{j}_[j0 : j0 + m]" for j in range(n_slots)]
+        lines += [f"        b{j} = c{j}_[j0 : j0 + m]" for j in [*range(n_slots), *(["k"] if kahan else [])]]
         lines += [f"        d{j} = sc{j}[blk]; x{j} = np.uint32(0)" for j in int8]
         inputs = [
             f"{_DECODE[kind]}(b{j}[i], d{j})" if j in int8 else f"bf16_decode(b{j}[i])"
@@ -473,14 +516,19 @@ def _source(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochast
     else:
         body = element([f"bf16_decode(c{j}_[i])" for j in range(n_slots)], "p_", "g_", "o + i", "c{}_", None)
         lines += ["    for i in range(n):", *(f"        {x}" for x in body)]
-    return _HEADER.format(module=rule.__module__, name=rule.__name__, block=BLOCK, sargs=sargs, body="\n".join(lines))
+    return _HEADER.format(
+        module=rule.__module__, name=rule.__name__, block=BLOCK, sargs=sargs, unpack=unpack,
+        arrays="".join(f"{a}, " for a in slot_args), scalars="".join(f"{a}, " for a in scalars), body="\n".join(lines),
+    )  # fmt: skip
 
 
 @cache
-def _kernels(rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochastic: bool) -> tuple[Kernel, Kernel]:
+def _kernels(
+    rule: Rule, slot_kinds: tuple[str, ...], bf16_params: bool, stochastic: bool, kahan: bool
+) -> tuple[Kernel, Kernel]:
     n_scalars = len(inspect.signature(rule).parameters) - 2 - len(slot_kinds)
-    source = _source(rule, slot_kinds, bf16_params, stochastic, n_scalars)
+    source = _source(rule, slot_kinds, bf16_params, stochastic, kahan, n_scalars)
     digest = hashlib.sha256((source + _package_fingerprint() + _rule_fingerprint(rule)).encode()).hexdigest()[:16]
-    write = ("bf16" if bf16_params else "f") + ("sr" if stochastic else "rn")
+    write = ("bf16" if bf16_params else "f") + ("sr" if stochastic else "rn") + ("k" if kahan else "")
     kernels = _load_kernels(f"lowp_{rule.__name__}_{'_'.join(slot_kinds) or 'none'}_{write}_{digest}", source)
     return kernels.serial, kernels.parallel

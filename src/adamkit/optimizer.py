@@ -70,10 +70,12 @@ class Optimizer(ParamStore, Stepping, StateIO):
         state_dtype: str | None = None,
         stochastic_rounding: bool = True,
         seed: int = 0,
+        kahan_sum: bool = False,
     ):
         self.engine = check_choice("engine", engine, tuple(ENGINES))
         self._state_dtype = lowp.check_state_dtype(type(self).__name__, state_dtype, self._LOW_PRECISION)
         self._rounding = check_bool("stochastic_rounding", stochastic_rounding), _check_count("seed", seed)
+        self._kahan = lowp.check_kahan(type(self).__name__, kahan_sum, self._LOW_PRECISION)
         self.nonfinite = nonfinite
         self.skipped_steps = 0
         self.defaults = dict(defaults)
@@ -126,6 +128,13 @@ class Optimizer(ParamStore, Stepping, StateIO):
         (``stochastic_rounding=True``, reproducible from ``seed``) or rounded to nearest."""
         return self._state_dtype
 
+    @property
+    def kahan_sum(self) -> bool:
+        """Whether bf16 parameters are written with Kahan compensation (a bf16 ``kahan_comp`` slot carrying each
+        write's rounding error into the next update; round to nearest) instead of stochastic rounding; see
+        ``adamkit.lowp``. Parameters of other dtypes are not affected."""
+        return self._kahan
+
     def _low_precision(self, flat: FlatBuffer) -> None:
         """Give ``flat`` its low-precision storage (``state_dtype``, or bf16 parameters), or refuse it."""
         bf16 = flat.dtype == lowp.BFLOAT16
@@ -142,7 +151,7 @@ class Optimizer(ParamStore, Stepping, StateIO):
                 f"state_dtype={self._state_dtype!r} needs float32 or bfloat16 parameters; parameter {name!r} is "
                 "float64"
             )
-        flat.lowp = lowp.Precision.of(flat, self._state_dtype, *self._rounding)
+        flat.lowp = lowp.Precision.of(flat, self._state_dtype, *self._rounding, self._kahan)
 
     @property
     def lr(self) -> float:

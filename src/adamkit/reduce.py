@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import ml_dtypes
 import numba
 import numpy as np
 
+from .codecs import as_float
 from .engine import PARALLEL_MIN_SIZE, process_safe
 from .flat import CHUNK
 
 LANES = 8
+BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
 
 
 @numba.njit(nogil=True, cache=True, error_model="numpy")
@@ -75,7 +78,7 @@ def _nonfinite(x: np.ndarray, chunk: int) -> int:  # pragma: no cover (numba)
     bad = 0
     for c in numba.prange(n):
         for i in range(c * chunk, min((c + 1) * chunk, x.shape[0])):
-            if not np.isfinite(x[i]):
+            if not np.isfinite(as_float(x[i])):
                 bad += 1
     return bad
 
@@ -86,5 +89,7 @@ _count_nonfinite = process_safe(  # as _chunk_sums_of_squares
 
 
 def all_finite(x: np.ndarray) -> bool:
-    """Whether every element of the 1-D ``x`` is finite (one parallel read)."""
+    """Whether every element of the 1-D ``x`` is finite (one parallel read; bf16 arrays read as their words)."""
+    if x.dtype == BFLOAT16:
+        x = x.view(np.uint16)
     return x.size == 0 or _count_nonfinite(np.ascontiguousarray(x).reshape(-1), CHUNK) == 0

@@ -32,12 +32,14 @@ class StateIO:
     _schedule: Schedule | None
     _schedule_t: int
     _base_lrs: list[float]
+    kahan_sum: bool
 
     def _state_keys(self, group: dict[str, Any], dtype: np.dtype) -> set[str]:
         """What a tensor's state entry may hold for ``group``: ``step``, its slots and its host scalars."""
         run = Run(dtype, {}, {})
         _, slots, _ = self._plan(group, run, 1)
-        return {"step", *slots, *(s + lowp.SCALE for s in slots), *run.scalars}
+        comp = [lowp.KAHAN] if self.kahan_sum and dtype == lowp.BFLOAT16 else []
+        return {"step", *slots, *(s + lowp.SCALE for s in slots), *run.scalars, *comp}
 
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {name: {"step": t, slot: array}}, "param_groups": [{hyper..., "params": [names]}]}``.

@@ -247,8 +247,11 @@ class Stepping:
             if flat.lowp is not None:
                 lowp.prepare(self.engine, rule, flat, tuple(map(flat.lowp.kind, slots)), g, tensors, scalars)
                 arrays = [state.get(n) or new.setdefault(n, lowp.new_slot(flat, n, fill(group, n))) for n in slots]
+                comp = None
+                if flat.lowp.kahan:  # the bf16 parameters' compensation, zero at first
+                    comp = state.get(lowp.KAHAN) or new.setdefault(lowp.KAHAN, lowp.new_slot(flat, lowp.KAHAN, 0.0))
                 key = lowp.codecs.stream_key(self._rounding[1], flat.lowp.salt, t)
-                job = LowPrecisionJob(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new, key)
+                job = LowPrecisionJob(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new, key, comp)
                 jobs.append(job)
                 continue
             packed = tensors.flat is not None and isinstance(g, np.ndarray)
@@ -332,17 +335,18 @@ class Job:
 @dataclass
 class LowPrecisionJob(Job):
     """A kernel call over a low-precision bucket (``adamkit.lowp``): ``slots`` are ``lowp.Coded`` slots, ``key``
-    the step's stochastic-rounding key."""
+    the step's stochastic-rounding key, ``comp`` the bf16 parameters' Kahan compensation (None without)."""
 
     key: Any = None
+    comp: Any = None
 
     def run(self, engine: Any) -> None:
         step = lowp.step_numpy if engine is ENGINES["numpy"] else lowp.step_fused
-        step(self.rule, self.flat, self.tensors, self.g, self.slots, self.args, self.key)
+        step(self.rule, self.flat, self.tensors, self.g, self.slots, self.args, self.key, self.comp)
 
     @property
     def arrays(self) -> list[np.ndarray]:
-        return [a for s in self.slots for a in s.arrays()]
+        return [a for s in [*self.slots, *([self.comp] if self.comp else [])] for a in s.arrays()]
 
 
 @dataclass

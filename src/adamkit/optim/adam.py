@@ -124,6 +124,7 @@ class Adam(Optimizer):
         state_dtype: str | None = None,
         stochastic_rounding: bool = True,
         seed: int = 0,
+        kahan_sum: bool = False,
     ):
         defaults = with_defaults(
             self._conventions, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
@@ -131,7 +132,7 @@ class Adam(Optimizer):
         )  # fmt: skip
         super().__init__(
             params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
-            stochastic_rounding=stochastic_rounding, seed=seed,
+            stochastic_rounding=stochastic_rounding, seed=seed, kahan_sum=kahan_sum,
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:

@@ -67,13 +67,14 @@ class Adamax(Optimizer):
         state_dtype: str | None = None,
         stochastic_rounding: bool = True,
         seed: int = 0,
+        kahan_sum: bool = False,
     ):
         defaults = with_defaults(
             CONVENTIONS, convention, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize
         )
         super().__init__(
             params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
-            stochastic_rounding=stochastic_rounding, seed=seed,
+            stochastic_rounding=stochastic_rounding, seed=seed, kahan_sum=kahan_sum,
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:

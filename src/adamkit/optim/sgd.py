@@ -122,6 +122,7 @@ class SGD(Optimizer):
         state_dtype: str | None = None,
         stochastic_rounding: bool = True,
         seed: int = 0,
+        kahan_sum: bool = False,
     ):
         defaults = with_defaults(
             CONVENTIONS, convention, lr=lr, momentum=momentum, dampening=dampening,
@@ -129,7 +130,7 @@ class SGD(Optimizer):
         )  # fmt: skip
         super().__init__(
             params, defaults, engine=engine, nonfinite=nonfinite, state_dtype=state_dtype,
-            stochastic_rounding=stochastic_rounding, seed=seed,
+            stochastic_rounding=stochastic_rounding, seed=seed, kahan_sum=kahan_sum,
         )  # fmt: skip
 
     def _check(self, group: dict[str, Any]) -> None:

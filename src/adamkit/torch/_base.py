@@ -156,6 +156,11 @@ class TorchOptimizer(torch.optim.Optimizer):
                 f"adamkit.torch.{name}: state_dtype={precision['state_dtype']!r} needs the core (engine='fused' or "
                 "'numpy'); engine='torch' keeps the state in the parameters' dtype"
             )
+        if engine == "torch" and precision.get("kahan_sum"):
+            raise ValueError(
+                f"adamkit.torch.{name}: kahan_sum=True needs the core (engine='fused' or 'numpy'); engine='torch' "
+                "rounds bfloat16 parameters stochastically or to nearest"
+            )
         self._core = self._core_class(
             None, **{k: _plain(v) for k, v in given.items()}, convention=convention,
             engine="numpy" if engine == "numpy" else "fused", **precision,
@@ -327,6 +332,12 @@ class TorchOptimizer(torch.optim.Optimizer):
                 f"adamkit.torch.{type(self).__name__}: state_dtype={state_dtype!r} needs parameters on the CPU, "
                 f"float32 or bfloat16; got a {p.dtype} parameter on {p.device}"
             )
+        bf16 = [p for p in params if p.dtype == torch.bfloat16]
+        if self._core.kahan_sum and bf16:
+            raise ValueError(
+                f"adamkit.torch.{type(self).__name__}: kahan_sum=True keeps its compensation in the core's CPU "
+                f"buffers; got a bfloat16 parameter on {bf16[0].device}"
+            )
 
     def _bind(self, name: str, p: torch.Tensor) -> None:
         data, grad = _tensor(self._core.params[name]), _tensor(self._core.grads[name])
@@ -493,11 +504,12 @@ class TorchOptimizer(torch.optim.Optimizer):
             b.param.data = b.data
             b.ptr = b.param.data_ptr()
             return True
-        if self._core.state_dtype is not None:
+        core = self._core
+        if core.state_dtype is not None or (core.kahan_sum and b.data.dtype == torch.bfloat16):
             raise RuntimeError(
-                f"adamkit.torch: a parameter was moved to {new.dtype} on {new.device}; its "
-                f"state_dtype={self._core.state_dtype!r} state lives in the CPU buffers only, so it cannot follow: "
-                "build a new optimizer for the moved model"
+                f"adamkit.torch: a parameter was moved to {new.dtype} on {new.device}; its low-precision state "
+                f"(state_dtype={core.state_dtype!r}, kahan_sum={core.kahan_sum}) lives in the CPU buffers only, so "
+                "it cannot follow: build a new optimizer for the moved model"
             )
         saved = self._core.state_dict()["state"].get(b.name)
         entry = export_entry(saved, b.param, self._host_scalars, self._stores_step, {}, self._host_scalars_as_floats)

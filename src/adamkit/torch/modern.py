@@ -100,12 +100,12 @@ class Lion(ReferenceDoor):
         self, params: Params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99), weight_decay: float = 0.0,
         use_triton: bool = False, decoupled_weight_decay: bool = False, *, maximize: bool = False,
         convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
-        stochastic_rounding: bool = True, seed: int = 0,
+        stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, weight_decay=weight_decay, use_triton=use_triton,
                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)  # fmt: skip
         super().__init__(params, hyper, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class LAMB(ReferenceDoor):

@@ -3,8 +3,8 @@
 A hyperparameter left at ``None`` takes the convention's default (torch.optim's for ``convention="torch"``).
 ``foreach``, ``fused`` and ``capturable`` are accepted and kept in the param groups (adamkit's kernel is fused
 whatever they say); ``differentiable=True`` is refused. adamkit's own keywords: ``convention``, ``engine``, and the
-storage options ``state_dtype`` (None, ``"bfloat16"``, ``"int8"``), ``stochastic_rounding`` and ``seed`` (for
-bfloat16 parameters), see ``adamkit.lowp``. Each class's formula is its core class's docstring.
+storage options ``state_dtype`` (None, ``"bfloat16"``, ``"int8"``), ``stochastic_rounding``, ``seed`` and
+``kahan_sum`` (for bfloat16 parameters), see ``adamkit.lowp``. Each class's formula is its core class's docstring.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def _flags(**flags: Any) -> dict[str, Any]:
     return flags
 
 
-def _precision(state_dtype: str | None, stochastic_rounding: bool, seed: int) -> dict[str, Any]:
+def _precision(state_dtype: str | None, stochastic_rounding: bool, seed: int, kahan_sum: bool) -> dict[str, Any]:
     """The core's storage keywords (see ``adamkit.lowp``): ``state_dtype`` None (the parameters' dtype),
-    ``"bfloat16"`` or ``"int8"``; bfloat16 parameters rounded stochastically (from ``seed``) or to nearest."""
-    return dict(state_dtype=state_dtype, stochastic_rounding=stochastic_rounding, seed=seed)
+    ``"bfloat16"`` or ``"int8"``; bfloat16 parameters rounded stochastically (from ``seed``) or to nearest, or
+    to nearest with Kahan compensation (``kahan_sum=True``, torch-optimi's option and state name ``kahan_comp``)."""
+    return dict(state_dtype=state_dtype, stochastic_rounding=stochastic_rounding, seed=seed, kahan_sum=kahan_sum)
 
 
 class SGD(TorchOptimizer):
@@ -47,13 +48,13 @@ class SGD(TorchOptimizer):
         self, params: Params, lr: Lr = None, momentum: float = 0, dampening: float = 0, weight_decay: float = 0,
         nesterov: bool = False, *, maximize: bool = False, foreach: bool | None = None, differentiable: bool = False,
         fused: bool | None = None, convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
-        stochastic_rounding: bool = True, seed: int = 0,
+        stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov,
                      maximize=maximize)  # fmt: skip
         flags = _flags(foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class Adagrad(TorchOptimizer):
@@ -65,12 +66,13 @@ class Adagrad(TorchOptimizer):
         initial_accumulator_value: float | None = None, eps: float | None = None, foreach: bool | None = None, *,
         maximize: bool = False, differentiable: bool = False, fused: bool | None = None, convention: str = "torch",
         engine: str = "fused", state_dtype: str | None = None, stochastic_rounding: bool = True, seed: int = 0,
+        kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                      initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)  # fmt: skip
         flags = _flags(foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class RMSprop(TorchOptimizer):
@@ -82,13 +84,13 @@ class RMSprop(TorchOptimizer):
         weight_decay: float = 0, momentum: float = 0, centered: bool = False, capturable: bool = False,
         foreach: bool | None = None, maximize: bool = False, differentiable: bool = False, *,
         convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
-        stochastic_rounding: bool = True, seed: int = 0,
+        stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
                      maximize=maximize)  # fmt: skip
         flags = _flags(capturable=capturable, foreach=foreach, differentiable=differentiable)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class Adadelta(TorchOptimizer):
@@ -99,12 +101,12 @@ class Adadelta(TorchOptimizer):
         self, params: Params, lr: Lr = None, rho: float | None = None, eps: float | None = None,
         weight_decay: float = 0, foreach: bool | None = None, *, capturable: bool = False, maximize: bool = False,
         differentiable: bool = False, convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
-        stochastic_rounding: bool = True, seed: int = 0,
+        stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         flags = _flags(foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class Adam(TorchOptimizer):
@@ -116,13 +118,13 @@ class Adam(TorchOptimizer):
         weight_decay: float | None = None, amsgrad: bool = False, *, foreach: bool | None = None,
         maximize: bool = False, capturable: bool = False, differentiable: bool = False, fused: bool | None = None,
         decoupled_weight_decay: bool = False, convention: str = "torch", engine: str = "fused",
-        state_dtype: str | None = None, stochastic_rounding: bool = True, seed: int = 0,
+        state_dtype: str | None = None, stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
                      decoupled_weight_decay=decoupled_weight_decay)  # fmt: skip
         flags = _flags(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class AdamW(Adam):
@@ -134,12 +136,12 @@ class AdamW(Adam):
         weight_decay: float | None = None, amsgrad: bool = False, *, maximize: bool = False,
         foreach: bool | None = None, capturable: bool = False, differentiable: bool = False,
         fused: bool | None = None, convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
-        stochastic_rounding: bool = True, seed: int = 0,
+        stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
         flags = _flags(foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused)
         TorchOptimizer.__init__(self, params, hyper, flags, convention=convention, engine=engine,
-                                precision=_precision(state_dtype, stochastic_rounding, seed))
+                                precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class Adamax(TorchOptimizer):
@@ -150,12 +152,12 @@ class Adamax(TorchOptimizer):
         self, params: Params, lr: Lr = None, betas: tuple[float, float] = (0.9, 0.999), eps: float | None = None,
         weight_decay: float = 0, foreach: bool | None = None, *, maximize: bool = False,
         differentiable: bool = False, capturable: bool = False, convention: str = "torch", engine: str = "fused",
-        state_dtype: str | None = None, stochastic_rounding: bool = True, seed: int = 0,
+        state_dtype: str | None = None, stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, maximize=maximize)
         flags = _flags(foreach=foreach, differentiable=differentiable, capturable=capturable)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class NAdam(TorchOptimizer):
@@ -167,13 +169,13 @@ class NAdam(TorchOptimizer):
         weight_decay: float = 0, momentum_decay: float | None = None, decoupled_weight_decay: bool = False, *,
         foreach: bool | None = None, maximize: bool = False, capturable: bool = False, differentiable: bool = False,
         convention: str = "torch", engine: str = "fused", state_dtype: str | None = None,
-        stochastic_rounding: bool = True, seed: int = 0,
+        stochastic_rounding: bool = True, seed: int = 0, kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)  # fmt: skip
         flags = _flags(foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
 
 
 class RAdam(TorchOptimizer):
@@ -185,9 +187,10 @@ class RAdam(TorchOptimizer):
         weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach: bool | None = None,
         maximize: bool = False, capturable: bool = False, differentiable: bool = False, convention: str = "torch",
         engine: str = "fused", state_dtype: str | None = None, stochastic_rounding: bool = True, seed: int = 0,
+        kahan_sum: bool = False,
     ):  # fmt: skip
         hyper = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)  # fmt: skip
         flags = _flags(foreach=foreach, capturable=capturable, differentiable=differentiable)
         super().__init__(params, hyper, flags, convention=convention, engine=engine,
-                         precision=_precision(state_dtype, stochastic_rounding, seed))
+                         precision=_precision(state_dtype, stochastic_rounding, seed, kahan_sum))
