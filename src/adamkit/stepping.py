@@ -123,11 +123,11 @@ class Stepping:
 
     def _reads_by_address(self) -> bool:
         """Whether ``step`` may be given ``GradAddresses`` (gradients read where a front end's tensors hold them):
-        the fused engine, plain float buckets (no low-precision storage), no hooks or finiteness check, and the
-        base class's planning (a subclass's own ``_jobs`` may read gradients as arrays)."""
+        the fused engine, no hooks or finiteness check, and the base class's planning (a subclass's own ``_jobs``
+        may read gradients as arrays)."""
         return (
             self.engine == "fused" and type(self)._jobs is Stepping._jobs and not self.hooks
-            and self._nonfinite == "ignore" and all(flat.lowp is None for flat in self._buckets())
+            and self._nonfinite == "ignore"
         )  # fmt: skip
 
     def _launches(self, by_address: bool = False) -> list[tuple] | None:
