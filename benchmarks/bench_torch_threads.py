@@ -10,7 +10,9 @@ compete for the cores with the other's next parallel region. This prints, for th
   machine: it counts only this process's threads);
 - the adamkit.torch Adam step (1000 × 1000, grads bound) settled (after its own steps) and right after a torch op,
   and that torch op settled and right after the step (median and 10th percentile, ms: timings need a quiet
-  machine).
+  machine). The torch op is parallel but small (1 MB), so that it does not flush the step's data from the caches:
+  the difference is the other pool's spinning (and the step's 28 MB do flush the op's data: compare with
+  ``OMP_WAIT_POLICY=PASSIVE``, which has no spinning).
 
     python benchmarks/bench_torch_threads.py
 """
@@ -68,7 +70,7 @@ def main() -> None:
     for p in params:
         p.grad = 1e-3 * torch.randn(1000, generator=g)
     opt.step()  # grads now bound
-    x = torch.randn(4_000_000, generator=g)
+    x = torch.randn(1 << 18, generator=g)  # 1 MB: above torch's parallel grain, too small to flush the caches
 
     def torch_op() -> None:  # one parallel torch op, as at the end of a backward
         x.mul_(1.0000001)

@@ -211,3 +211,25 @@ def test_stationary_launches_follow_every_hyperparameter_edit(make):
     fused, _ = run("fused", {3: lr}, make=make)
     unchanged, _ = run("fused", {}, make=make)
     assert not np.allclose(fused["w"], unchanged["w"], rtol=1e-6)  # the edit made a visible difference
+
+
+def test_gradients_by_address_step_as_arrays_do():
+    """``GradAddresses`` (a front end's gradients read where they are, as adamkit.torch passes them): the same
+    trajectory as ``step(grads)`` with the arrays, through the full path (first steps, a tensor skipped) and the
+    fast one (the launch's kernel swapped for the one reading by address)."""
+    from adamkit.flat import GradAddresses
+
+    ours, ref = adamkit.Adam(params(), lr=0.01), adamkit.Adam(params(), lr=0.01)
+    assert ours._reads_by_address()
+    for i, g in enumerate(grads(8)):
+        skip = frozenset({"b"}) if i == 4 else frozenset()
+        by_address = GradAddresses(
+            {id(flat): np.array([g[seg.name].ctypes.data for seg in flat.segments]) for flat in ours._buckets()}
+        )
+        ours._step(by_address, skip=skip)
+        ref._step(g, skip=skip)
+    for name in SHAPES:
+        np.testing.assert_array_equal(ours.params[name], ref.params[name])
+    assert not ours._flats[0][0].grad.any()  # never read, never written
+    ours.add_hook(WeightDecay(0.1))
+    assert not ours._reads_by_address()  # a hook transforms the gradients as arrays

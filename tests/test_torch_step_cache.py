@@ -196,22 +196,46 @@ def test_set_to_none_reads_every_grad_in_place():
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)  # the float32 layers: rounding, amplified by Adam
 
 
+def switching(set_to_none, steps, observe):
+    """Twin MLPs (adamkit, torch.optim) trained with ``zero_grad(set_to_none=set_to_none(i))`` at step ``i``, in
+    lockstep (checked at the end); ``observe(ours, ours_model)`` after each step, the observations returned."""
+    ours_model, ref_model = twins("mlp", torch.float64)
+    ours = at.Adam(ours_model.parameters(), lr=0.01)
+    ref = torch.optim.Adam(ref_model.parameters(), lr=0.01)
+    seen = []
+    for i, (x, y) in enumerate(batches("mlp", torch.float64, steps)):
+        for opt, model in ((ours, ours_model), (ref, ref_model)):
+            opt.zero_grad(set_to_none=set_to_none(i))
+            loss_fn(model, x, y).backward()
+            opt.step()
+        seen.append(observe(ours, ours_model))
+    assert_same(ours_model, ref_model)
+    return seen
+
+
 def test_grads_kept_between_steps_are_rebound_once():
     """set_to_none=False after autograd made new grads: the first step reads them in place, the next finds the
     same tensors (kept, zeroed in place) and copies them in and rebinds them; from then on they are our views.
     Back to set_to_none=True: read in place again, no copy."""
-    ours_model, ref_model = twins("mlp", torch.float64)
-    ours = at.Adam(ours_model.parameters(), lr=0.01)
-    ref = torch.optim.Adam(ref_model.parameters(), lr=0.01)
-    bound = []
-    for i, (x, y) in enumerate(batches("mlp", torch.float64, 9)):
-        for opt, model in ((ours, ours_model), (ref, ref_model)):
-            opt.zero_grad(set_to_none=i >= 6)
-            loss_fn(model, x, y).backward()
-            opt.step()
-        bound.append(all(p.grad is b.grad for p, b in zip(ours_model.parameters(), ours._bound)))
-    assert bound == [False, True, True, True, True, True, False, False, False]
-    assert_same(ours_model, ref_model)
+
+    def bound(ours, model):
+        return all(p.grad is b.grad for p, b in zip(model.parameters(), ours._bound))
+
+    assert switching(lambda i: i >= 6, 9, bound) == [False, True, True, True, True, True, False, False, False]
+
+
+def test_steps_reading_grads_in_place_take_the_fast_path(monkeypatch):
+    """Once the state exists, a step after set_to_none re-plans nothing (the bucket's launch, its kernel swapped
+    for the one reading by address); back to bound grads, one full step prepares the flat kernel, then none."""
+    from adamkit.stepping import Stepping
+
+    planned = []
+    jobs = Stepping._jobs
+    monkeypatch.setattr(Stepping, "_jobs", lambda self, *a: planned.append(1) or jobs(self, *a))
+    counts = switching(lambda i: i < 6, 12, lambda ours, model: len(planned))
+    full_steps = [b > a for a, b in zip([0, *counts], counts)]
+    # 0: slots created; 1: the launch made; 6: step 5's grads kept (zeroed in place), so rebound: the flat kernel
+    assert full_steps == [i in (0, 1, 6) for i in range(12)]
 
 
 def set_to_none_lockstep(change, **kwargs):

@@ -38,7 +38,7 @@ from . import codecs
 from ._checks import check_bool
 from .codecs import BLOCK
 from .engine import PARALLEL_MIN_SIZE, Kernel, Rule, _load_kernels, _package_fingerprint, _rule_fingerprint
-from .flat import SMALL_TENSOR, FlatBuffer, Tensors
+from .flat import SMALL_TENSOR, FlatBuffer, GradAt, Tensors
 
 STATE_DTYPES = ("bfloat16", "int8")
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
@@ -332,7 +332,9 @@ def step_fused(
     prec: Precision = flat.lowp
     kernels = _kernels(rule, kinds(slots), *_writes(prec))
     p_like = _words(tensors.views[0][:0]) if tensors.views else np.empty(0, np.float32)
-    if isinstance(g, np.ndarray):
+    if isinstance(g, GradAt):  # a front end's gradients, by address, of the bucket's dtype
+        g_like, g_at = _words(flat.grad[:0]), g.at
+    elif isinstance(g, np.ndarray):
         g_like = _words(g[:0])
         g_at = g.ctypes.data + tensors.offsets_array * g.itemsize
     else:
@@ -373,8 +375,8 @@ def prepare(
     prec: Precision = flat.lowp
     kernels = _kernels(rule, slot_kinds, *_writes(prec))
     p_dtype = np.dtype(np.uint16) if prec.bf16_params else flat.dtype
-    if isinstance(g, np.ndarray):
-        g_dtype = _words(g[:0]).dtype
+    if isinstance(g, (np.ndarray, GradAt)):
+        g_dtype = _words((flat.grad if isinstance(g, GradAt) else g)[:0]).dtype
     else:
         dtypes = {x.dtype for x in g}
         g_dtype = _words(np.empty(0, dtypes.pop())).dtype if len(dtypes) == 1 else np.dtype(np.float32)

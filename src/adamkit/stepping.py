@@ -22,7 +22,7 @@ import numpy as np
 from . import lowp
 from ._checks import check_choice
 from .engine import ENGINES, Rule, fused_call, prepare
-from .flat import SUPPORTED_DTYPES, FlatBuffer, GradAddresses, Run, Tensors
+from .flat import SUPPORTED_DTYPES, FlatBuffer, GradAddresses, GradAt, Run, Tensors
 from .hooks import Hook
 from .reduce import all_finite
 from .schedules import Schedule
@@ -76,7 +76,7 @@ class Stepping:
         self._check_groups()
         by_address = isinstance(grads, GradAddresses)
         if (grads is None or by_address) and not skip and not self.hooks and self._nonfinite == "ignore":
-            launches = self._launches()
+            launches = self._launches(by_address)
             if launches is not None:  # every bucket as the last step left it: no re-planning of arrays
                 if by_address:  # the chunked kernels, reading the front end's gradients (prepared before any runs)
                     calls = [launch.by_address(flat, grads, scalars) for flat, launch, scalars, _, _ in launches]
@@ -123,18 +123,19 @@ class Stepping:
 
     def _reads_by_address(self) -> bool:
         """Whether ``step`` may be given ``GradAddresses`` (gradients read where a front end's tensors hold them):
-        the fused engine, plain float buckets (no low-precision storage), no hooks or finiteness check, and the
-        base class's planning (a subclass's own ``_jobs`` may read gradients as arrays)."""
+        the fused engine, no hooks or finiteness check, and the base class's planning (a subclass's own ``_jobs``
+        may read gradients as arrays)."""
         return (
             self.engine == "fused" and type(self)._jobs is Stepping._jobs and not self.hooks
-            and self._nonfinite == "ignore" and all(flat.lowp is None for flat in self._buckets())
+            and self._nonfinite == "ignore"
         )  # fmt: skip
 
-    def _launches(self) -> list[tuple] | None:
+    def _launches(self, by_address: bool = False) -> list[tuple] | None:
         """The fast path of a plain step (all gradients in ``opt.grads`` or given by address, no skip, hooks or
         finiteness check, the fused engine): each bucket's ``Launch`` from an earlier step with this step's
         scalars, planned and cast for every bucket before any runs; None where some bucket needs the full path (a
-        tensor skipped a step, the state or the tensors were replaced, the rule, slots or scalar types changed).
+        tensor skipped a step, the state or the tensors were replaced, the rule, slots or scalar types changed; the
+        launch was made by a step ``by_address`` and this one reads the flat gradient).
 
         A launch of a stationary rule (``_STATIONARY``) keeps its cast scalars while its group's hyperparameters
         are those that last passed ``_check_groups`` (the same ``_checked`` entry): no planning at all."""
@@ -146,7 +147,7 @@ class Stepping:
             hyper = checked[i]
             for flat in flats:
                 launch = flat.launch
-                if launch is None or not flat.uniform:
+                if launch is None or not flat.uniform or (launch.kernel is None and not by_address):
                     return None
                 if launch.state is not flat.state or launch.tensors is not flat._all:
                     return None
@@ -257,10 +258,13 @@ class Stepping:
             prepare(self.engine, rule, len(slots), flat.dtype, scalars, tensors.size, packed=packed)
             arrays = [state[n] if n in state else new.setdefault(n, _filled(flat, fill(group, n))) for n in slots]
             jobs.append(Job(flat, members, tensors, t, view.scalars, rule, g, arrays, scalars, new))
-            if members is None and g is flat.grad and not new and self.engine == "fused":
-                kernel, args = fused_call(rule, tensors, g, arrays)
-                if kernel.serial is None:  # a serial kernel, compiled by prepare: no guard, no dispatch needed
-                    kernel = compiled(kernel.dispatcher, (*args, *scalars))
+            by_address = isinstance(g, GradAt)
+            if members is None and (g is flat.grad or by_address) and not new and self.engine == "fused":
+                kernel, args = None, ()  # by address: the flat gradient's kernel is not prepared, see _launches
+                if not by_address:
+                    kernel, args = fused_call(rule, tensors, g, arrays)
+                    if kernel.serial is None:  # a serial kernel, compiled by prepare: no guard, no dispatch needed
+                        kernel = compiled(kernel.dispatcher, (*args, *scalars))
                 run_view = Run(flat.dtype, state, {})
                 flat.launch = Launch(rule, slots, names, flat.last_cast[1], state, tensors, kernel, args, run_view)
         return jobs
@@ -357,7 +361,7 @@ class Launch:
     types: tuple[type, ...]  # the types of the plan's scalars (before the cast) the kernel was prepared for
     state: dict[str, np.ndarray]
     tensors: Tensors
-    kernel: Any
+    kernel: Any  # over the flat gradient (None when a step by address made the launch: not prepared)
     arrays: tuple
     run: Run  # what the plan sees of the bucket, reused step after step (its scalars replaced each step)
     scalars: tuple = ()  # the last step's, cast
