@@ -39,7 +39,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.optim.optimizer as torch_optimizer
-from torch._C._dynamo.guards import TensorGuards
 
 from .. import lowp
 from .._checks import check_choice
@@ -48,6 +47,11 @@ from ..optimizer import Optimizer as CoreOptimizer
 from ..optimizer import _cast, _scalar_names
 from ._state import State, export_entry, hold, import_entry, scalar_tensor, steps_done
 from ._tensor_rule import torch_rule
+
+try:  # a private torch API (pinned torch 2.13.0); without it new grads take the per-parameter path
+    from torch._C._dynamo.guards import TensorGuards
+except ImportError:  # pragma: no cover
+    TensorGuards = None
 
 CORE_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
 ENGINES = ("fused", "numpy", "torch")
@@ -108,7 +112,7 @@ class _Bindings:
         self.grads = [b.grad for b in bound]
         self.guard: TensorGuards | None = None
         self.order: list[tuple[int, np.ndarray]] = []
-        if core._reads_by_address():
+        if TensorGuards is not None and core._reads_by_address():
             self.guard = TensorGuards(*self.grads, dynamic_dims_sizes=None, dynamic_dims_strides=None)
             where = {b.name: i for i, b in enumerate(bound)}  # a parameter moved off the core: always skipped
             self.order = [
