@@ -96,39 +96,10 @@ def bf16_encode(x):  # noqa: ANN001, ANN201 (numba)
 
     Error bound: ``|decode(encode(x)) − x| ≤ 2⁻⁸·|x|`` for normal ``x`` (half a unit in the 8th significant bit);
     ±0 and ±inf are exact; beyond bf16's largest finite value (≈ 3.39e38) a value rounds to ±inf, as ml_dtypes'
-    conversion does. A NaN gives the quiet NaN of its sign (``rounded_word``).
+    conversion does. A NaN stays NaN unless its payload lies only in the 16 dropped bits.
     """
-    u = bits(x)
-    return rounded_word(u, np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
-
-
-def rounded_word(u: Any, add: Any) -> Any:
-    """The bf16 word of the float32 bits ``u`` (uint32) after adding ``add`` (< 2¹⁶) below its top 16 bits:
-    ``(u + add) >> 16``; a NaN gives the quiet NaN of its sign (0x7FC0 / 0xFFC0), as ml_dtypes converts it (the
-    sum alone would carry a NaN's payload into the exponent or the sign: 0xFFFFFFFF → +0, 0x7F800001 → +inf).
-    In numba one 32-bit compare and select (``_rounded_word32``), so the loop stays vectorized 8 wide."""
-    u = np.asarray(u, np.uint64)
-    nan = (u & np.uint64(0x7FFFFFFF)) > np.uint64(0x7F800000)
-    quiet = ((u >> np.uint64(16)) & np.uint64(0x8000)) | np.uint64(0x7FC0)
-    return np.where(nan, quiet, (u + np.asarray(add, np.uint64)) >> np.uint64(16)).astype(np.uint16)
-
-
-@intrinsic
-def _rounded_word32(typingctx: Any, u: Any, add: Any) -> Any:
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        i32 = context.get_value_type(types.uint32)
-        u, add = args
-        rounded = builder.lshr(builder.add(u, add), i32(16))  # wraps only for a NaN, replaced below
-        nan = builder.icmp_unsigned(">", builder.and_(u, i32(0x7FFFFFFF)), i32(0x7F800000))
-        quiet = builder.or_(builder.and_(builder.lshr(u, i32(16)), i32(0x8000)), i32(0x7FC0))
-        return builder.trunc(builder.select(nan, quiet, rounded), context.get_value_type(types.uint16))
-
-    return types.uint16(types.uint32, types.uint32), codegen
-
-
-@overload(rounded_word, inline="always")
-def _rounded_word_numba(u, add):  # noqa: ANN001, ANN202 (numba matches the signature)
-    return lambda u, add: _rounded_word32(np.uint32(u), np.uint32(add))
+    u = np.uint64(bits(x))
+    return np.uint16((u + np.uint64(0x7FFF) + ((u >> np.uint64(16)) & np.uint64(1))) >> np.uint64(16))
 
 
 @register_jitable
@@ -220,7 +191,7 @@ def bf16_round_stochastic(x, r):  # noqa: ANN001, ANN201 (numba)
     16 random bits (``random16(counter_hash(key, index, n), k)``, ``key = stream_key(seed, salt, step)``).
     Unbiased: ``E[decode] = x`` (bits are linear in the value within a binade); the error is below one bf16
     unit (``|decode − x| < 2⁻⁷·|x|``)."""
-    return rounded_word(bits(x), r)
+    return np.uint16((np.uint64(bits(x)) + np.uint64(r)) >> np.uint64(16))
 
 
 @register_jitable
