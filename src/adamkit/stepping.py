@@ -85,9 +85,8 @@ class Stepping:
                 else:
                     for _, launch, scalars, _, _ in launches:
                         launch.kernel(*launch.arrays, *scalars)
-                for flat, _, _, t, after in launches:  # flat.stepped(t, after), inlined (uniform stays True)
-                    n = len(flat.steps)
-                    flat.steps, flat.scalars = [t] * n, [after] * n
+                for flat, _, _, t, after in launches:
+                    flat.stepped(t, after)
                 self._advance_schedule()
                 return
         if by_address:

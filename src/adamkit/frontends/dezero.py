@@ -152,7 +152,7 @@ def bind_ready(opt: Optimizer, b: Binding) -> None:
 
 def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
     """One step: DeZero-style ``hooks`` on the parameters with a grad, then the step of those (see module)."""
-    b = opt.__dict__.get("_dezero_binding")
+    b = binding(opt)
     if b is None:
         raise RuntimeError("update(): call opt.setup(model) first")
     if b.pending:
@@ -175,7 +175,8 @@ def update(opt: Optimizer, hooks: list[HookFn] = ()) -> None:
 def copied_in(b: Binding) -> bool:
     """The book-sized common case, checked in C-level passes over the parameters: every ``.data`` still bound,
     every grad a DeZero Variable of float data of the right shape. Then its gradients are copied into the
-    flat gradient buffers (one ``concatenate`` per buffer) and True is returned; otherwise nothing is written."""
+    flat gradient buffers (one assignment per gradient where a buffer holds at most ``SMALL_COPIES``, else one
+    ``concatenate`` per buffer) and True is returned; otherwise nothing is written."""
     objects = b.bound_objects
     if not all(map(operator.is_, map(_data, objects), b.bound_views)):
         return False
