@@ -53,6 +53,19 @@ def run_door(cls, kwargs, params, steps, **options):
     return opt
 
 
+def assert_continues_alike(opt, params, resumed, twins):
+    """Three more steps of both on the same gradients: parameters and every state entry equal, bit for bit."""
+    for grads in grad_stream(params, 3, seed=5):
+        for a, b, g in zip(params, twins, grads):
+            a.grad, b.grad = g, g.clone()
+        opt.step()
+        resumed.step()
+    for a, b in zip(params, twins):
+        assert torch.equal(a, b)
+        for key, value in opt.state[a].items():
+            assert torch.equal(resumed.state[b][key], value), key
+
+
 def run_core(cls, kwargs, params, steps, **options):
     """The core optimizer on NumPy copies of ``params``, named as the door names them, fed the same gradients."""
     arrays = {str(i): numpy_of(p) for i, p in enumerate(params)}
@@ -168,15 +181,7 @@ def test_state_dict_round_trip_through_torch_save(dtype, options):
     twins = [p.detach().clone().requires_grad_() for p in params]
     resumed = at.AdamW(twins, lr=1e-3, **options)
     resumed.load_state_dict(saved)
-    for grads in grad_stream(params, 3, seed=5):
-        for a, b, g in zip(params, twins, grads):
-            a.grad, b.grad = g, g.clone()
-        opt.step()
-        resumed.step()
-    for a, b in zip(params, twins):
-        assert torch.equal(a, b)
-        for key, value in opt.state[a].items():
-            assert torch.equal(resumed.state[b][key], value), key
+    assert_continues_alike(opt, params, resumed, twins)
 
 
 def test_fp32_state_dict_is_quantized_on_load_and_dequantized_back():
@@ -243,10 +248,4 @@ def test_adamkit_save_and_load_a_bf16_model_with_int8_state(tmp_path):
     twins = tensors(torch.bfloat16, seed=9)  # other values: load restores the parameters too
     resumed = at.AdamW(twins, lr=1e-3, state_dtype="int8")
     adamkit.load(tmp_path / "ck", resumed)
-    for grads in grad_stream(params, 3, seed=5):
-        for a, b, g in zip(params, twins, grads):
-            a.grad, b.grad = g, g.clone()
-        opt.step()
-        resumed.step()
-    for a, b in zip(params, twins):
-        assert torch.equal(a, b)
+    assert_continues_alike(opt, params, resumed, twins)
