@@ -443,3 +443,28 @@ def test_nonfinite_skip_leaves_everything_bitwise_unchanged(mode, grads_dtype, v
             _feed(opt, g, via)
         runs.append((params, opt))
     _assert_same(*runs)
+
+
+@pytest.mark.parametrize("convention", ["torch", "keras"])
+@pytest.mark.parametrize("cls, kwargs", [(adamkit.Adam, {}), (adamkit.Adam, dict(weight_decay=0.1, maximize=True)),
+                                         (adamkit.AdamW, dict(weight_decay=0.1))])  # fmt: skip
+def test_adam_low_precision_form_is_adams_update(convention, cls, kwargs):
+    """The low-precision path runs Adam with its bias correction folded into the step size and ε (one division):
+    the same update as the framework's form. State loaded exactly (float32 values a bf16 word holds), one step at
+    t = 4 with gradients where ε and √v are alike: float32 parameters agree with the float32 optimizer to a few
+    rounding errors (an unscaled ε or a step size without √(1−β2ᵗ) would be ~30 % off)."""
+    rng = np.random.default_rng(3)
+    base = np.clip(rng.standard_normal(5000), -3.9, 3.9).astype(np.float32)
+    grad = (rng.standard_normal(5000) * 1e-7).astype(np.float32)
+    as_bf16 = lambda x: x.astype(BF16).astype(np.float32)  # noqa: E731
+    m, v = as_bf16(rng.standard_normal(5000) * 1e-7), as_bf16(rng.random(5000) * 1e-14)
+    results = []
+    for state_dtype in (None, "bfloat16"):
+        p = base.copy()
+        opt = cls({"w": p}, lr=0.1, eps=1e-7, convention=convention, state_dtype=state_dtype, **kwargs)
+        state = {"w": {"step": 3, "exp_avg": m, "exp_avg_sq": v}}
+        opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+        opt.step({"w": grad})
+        results.append(p - base)
+    assert np.abs(results[0]).max() > 1e-3  # a visible step
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-4, atol=3e-7)  # p - base: ±1 ulp of p (|p| < 4)

@@ -157,10 +157,10 @@ def test_float32_scalars_are_cast_and_bad_ones_refused_after_launches_exist():
 
 
 @elementwise
-def shorter_adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign, dezero_order):
+def shorter_adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign, folded):
     """Adam with its step scaled by 1 − β1: another rule with Adam's slots and scalar types."""
     return adam_rule(p, g, m, v, step_size * beta1_c, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign,
-                     dezero_order)  # fmt: skip
+                     folded)  # fmt: skip
 
 
 class Switching(adamkit.Adam):

@@ -58,11 +58,14 @@ class GradAddresses(dict):
 
 @dataclass
 class Run:
-    """What an optimizer's plan sees of the tensors stepped together: dtype, state slots, host scalars."""
+    """What an optimizer's plan sees of the tensors stepped together: dtype, state slots, host scalars, and
+    whether the bucket stores low-precision state or parameters (its trajectory is then not a framework's to the
+    rounding, so a plan may pick a cheaper form of the same formula)."""
 
     dtype: np.dtype
     state: dict[str, np.ndarray]
     scalars: dict[str, float]
+    low_precision: bool = False
 
 
 @dataclass

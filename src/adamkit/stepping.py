@@ -228,7 +228,7 @@ class Stepping:
         for members in runs:
             first = members[0] if members else 0
             t = flat.steps[first] + 1
-            view = Run(lowp.compute_dtype(flat.dtype), flat.state, dict(flat.scalars[first]))
+            view = Run(lowp.compute_dtype(flat.dtype), flat.state, dict(flat.scalars[first]), flat.lowp is not None)
             rule, slots, scalars = self._plan(group, view, t)
             names = _scalar_names(rule, len(slots))
             if decay != 1.0:

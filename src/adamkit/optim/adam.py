@@ -45,13 +45,16 @@ def adam_step(p, m, v, step_size, bc2_sqrt, eps):
 
 
 @elementwise
-def adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign, dezero_order):
+def adam_rule(p, g, m, v, step_size, beta1_c, beta2, beta2_c, bc2_sqrt, eps, l2, decay, sign, folded):
     """Adam: moments, then ``p ← p − step_size · m / (√v / bc2_sqrt + ε)``.
 
-    ``dezero_order``: the same formula in DeZero's order of operations (``v ← v + (1−β2)(g² − v)``,
-    ``p ← p − (step_size·m)/(√v + ε)``, ``bc2_sqrt = 1``), so that float32 agrees with DeZero to the bit.
+    ``folded``: the bias correction folded into the scalars (the epsilon-hat form, ``bc2_sqrt = 1``): one
+    division, ``v ← v + (1−β2)(g² − v)``, ``p ← p − (step_size·m)/(√v + ε)``. DeZero's order of operations (so
+    float32 agrees with DeZero to the bit), and the low-precision path's form of every convention (see
+    ``Adam._plan``: its trajectory is not a framework's to the rounding, and the second division is a fifth of
+    its step).
     """
-    if dezero_order:
+    if folded:
         p, g = weight_decayed(p, g, l2, decay, sign)
         m, v = lerp(m, g, beta1_c), lerp(v, g * g, beta2_c)
         return p - step_size * m / (np.sqrt(v) + eps), m, v
@@ -146,15 +149,19 @@ class Adam(Optimizer):
         lr, (beta1, beta2), form = group["lr"], group["betas"], self._conventions[group["convention"]]
         decoupled = group["decoupled_weight_decay"] or form.decoupled_decay
         l2, decay = decay_scalars(group, decoupled, form.float32_decay)
+        eps = group["eps"]
         if form.epsilon_hat:
             dtype = run.dtype if form.buffer_dtype_scalars else None
             step_size, bc2_sqrt = epsilon_hat_step_size(lr, beta1, beta2, t, dtype), 1.0
         else:
             step_size, bc2_sqrt = lr / (1 - beta1**t), math.sqrt(1 - beta2**t)
-        scalars = (step_size, 1 - beta1, beta2, 1 - beta2, bc2_sqrt, group["eps"], l2, decay, direction(group))
+            if run.low_precision and not group["amsgrad"]:  # the same update in one division: ε̂ = ε·√(1−β2ᵗ)
+                step_size, eps, bc2_sqrt = step_size * bc2_sqrt, eps * bc2_sqrt, 1.0
+        folded = form.dezero_order or run.low_precision
+        scalars = (step_size, 1 - beta1, beta2, 1 - beta2, bc2_sqrt, eps, l2, decay, direction(group))
         if group["amsgrad"]:
             return amsgrad_rule, ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"), scalars
-        return adam_rule, ("exp_avg", "exp_avg_sq"), (*scalars, form.dezero_order)
+        return adam_rule, ("exp_avg", "exp_avg_sq"), (*scalars, folded)
 
 
 class AdamW(Adam):
