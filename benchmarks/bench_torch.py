@@ -5,7 +5,7 @@ the flat gradient buffer), and adamkit after ``set_to_none`` (each ``p.grad`` a 
 the step reads them where they are, by address). Contenders are timed interleaved, medians after warm-up; ratios
 are what to read (absolute times drift on a shared machine). The **floor** is a fused loop over one flat buffer
 of the model's size that reads and writes exactly Adam's bytes (4 reads, 3 writes of 4 bytes per element): no
-step can beat it, so ``floor/t.fused`` is the most any optimizer can gain over torch fused on that model.
+step can beat it, so ``t.fused / floor`` is the most any optimizer can gain over torch fused on that model.
 
     python benchmarks/bench_torch.py [--quick] [--json PATH]
 """
